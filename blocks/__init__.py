@@ -1,0 +1,1 @@
+"""Prefect blocks: connection settings, credentials and their client methods."""

@@ -1,0 +1,56 @@
+"""Settings read from the environment (``SUPPLYLINE_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ReadLimits(BaseSettings):
+    """Bounds that protect a run against hostile or broken files."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPPLYLINE_LIMIT_", frozen=True)
+
+    max_bytes: int = Field(
+        default=2 * 1024**3, description="Largest file, after decompression, in bytes."
+    )
+    max_inflate_ratio: int = Field(
+        default=200, description="Largest decompressed/compressed size ratio (zip-bomb guard)."
+    )
+    max_field_chars: int = Field(default=100_000, description="Longest single value.")
+    max_columns: int = Field(default=1_000, description="Most columns in a file.")
+
+
+class Settings(BaseSettings):
+    """Where Supplyline keeps its files and its database."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPPLYLINE_")
+
+    home: Path = Field(
+        default=Path("~/.supplyline"),
+        description="Local storage for error files and archives.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of Supplyline's database; default: an SQLite file in home.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def errors_dir(self) -> Path:
+        return self.home_dir / "errors"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'supplyline.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tasks: small, named steps of the flows (one module per step family)."""

@@ -1,0 +1,158 @@
+"""Every rule of the catalog contract, with passing and failing values, through GX."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from stdnum import ean
+
+from data_contracts.contract import load_contract
+from data_contracts.suite import compile_contract
+from tasks.validate import ValidationResult, validate_rows
+
+BASE = {
+    "title": "Claw hammer",
+    "brand": "ACME",
+    "cost": "10.00",
+    "quantity": "1",
+    "status": "active",
+}
+
+# (overrides of a valid row, the message expected on that row or None when the row is valid)
+CASES: list[tuple[dict[str, str | None], str | None]] = [
+    ({}, None),
+    ({"sku": None}, "sku: is required but empty"),
+    ({"sku": "ACM 1!"}, "sku: 'ACM 1!' is not valid; expected letters, digits and - _ . / only"),
+    ({"sku": "A" * 65}, "sku: is 65 characters long; at most 64 are allowed"),
+    ({"sku": "A" * 64}, None),
+    ({"sku": "a-b_c.d/e"}, None),
+    ({"title": None}, "title: is required but empty"),
+    ({"title": "T" * 256}, "title: is 256 characters long; at most 255 are allowed"),
+    ({"title": "T" * 255}, None),
+    ({"brand": None}, "brand: is required but empty"),
+    ({"description": None, "category": None}, None),
+    ({"gtin": "036000291453"}, "gtin: check digit should be 2, not 3"),
+    ({"gtin": "036000291452"}, None),
+    ({"gtin": "96385074"}, None),
+    ({"gtin": "96385075"}, "gtin: check digit should be 4, not 5"),
+    ({"gtin": "4006381333931"}, None),
+    ({"gtin": "10036000291459"}, None),
+    ({"gtin": "12345"}, "gtin: '12345' is not valid; expected 8, 12, 13 or 14 digits"),
+    (
+        {"gtin": "8.12345E+11"},
+        "gtin: '8.12345E+11' is in scientific notation: a spreadsheet mangled it",
+    ),
+    ({"cost": None}, "cost: is required but empty"),
+    ({"cost": "0"}, "cost: 0 must be greater than 0"),
+    ({"cost": "-1.50"}, "cost: -1.50 must be greater than 0"),
+    ({"cost": "0.01"}, None),
+    ({"cost": "twelve"}, "cost: 'twelve' is not a number; write a number like 12.50"),
+    ({"cost": "12,5"}, "cost: '12,5' uses a comma for decimals; write 12.5"),
+    ({"cost": "$5.00"}, "cost: '$5.00' has a currency symbol"),
+    ({"cost": "1,234.00"}, "cost: '1,234.00' has thousands separators; write 1234.00"),
+    ({"map_price": "12.00", "cost": "24.00"}, "map_price: 12.00 is below cost 24.00"),
+    ({"map_price": "24.00", "cost": "24.00"}, None),
+    ({"msrp": "20", "cost": "24"}, "msrp: 20 is below cost 24"),
+    ({"msrp": "30", "map_price": "31", "cost": "24"}, "msrp: 30 is below map_price 31"),
+    ({"msrp": "31", "map_price": "31", "cost": "24"}, None),
+    ({"msrp": "25", "map_price": None, "cost": "24"}, None),
+    ({"quantity": None}, "quantity: is required but empty"),
+    ({"quantity": "5.5"}, "quantity: '5.5' is not a whole number; write a whole number like 12"),
+    ({"quantity": "five"}, "quantity: 'five' is not a number; write a whole number like 12"),
+    ({"quantity": "-1"}, "quantity: -1 must be at least 0"),
+    ({"quantity": "0"}, None),
+    ({"quantity": "5.0"}, None),
+    ({"weight_lb": "0"}, "weight_lb: 0 must be greater than 0"),
+    ({"length_in": "-2"}, "length_in: -2 must be greater than 0"),
+    ({"width_in": "abc"}, "width_in: 'abc' is not a number"),
+    ({"height_in": "0.5", "weight_lb": "12.25"}, None),
+    (
+        {"image_urls": "ftp://img.example.com/a.jpg"},
+        "image_urls: 'ftp://img.example.com/a.jpg' is not valid; expected http:// or https:// URLs",
+    ),
+    ({"image_urls": "https://a.example/1.jpg|http://a.example/2.jpg"}, None),
+    ({"image_urls": "https://a.example/1.jpg | https://a.example/2.jpg"}, None),
+    ({"image_urls": "www.example.com/a.jpg"}, "image_urls: 'www.example.com/a.jpg' is not valid"),
+    ({"status": "X"}, "status: 'X' is not allowed; use one of: active, discontinued"),
+    ({"status": "discontinued"}, None),
+]
+
+
+@pytest.fixture(scope="module")
+def result() -> ValidationResult:
+    compiled = compile_contract(load_contract("catalog_item"))
+    rows = []
+    for number, (overrides, _) in enumerate(CASES):
+        row = {"sku": f"SKU-{number}", **BASE, **overrides}
+        rows.append(row)
+    # Two rows sharing a SKU: both are rejected.
+    rows.append({**BASE, "sku": "DUP-1"})
+    rows.append({**BASE, "sku": "DUP-1"})
+    frame = pd.DataFrame(rows, dtype="str")
+    frame.index = pd.RangeIndex(2, len(rows) + 2)  # spreadsheet row numbers
+    return validate_rows(frame, compiled)
+
+
+@pytest.mark.parametrize(("number", "case"), list(enumerate(CASES)))
+def test_rule(result: ValidationResult, number: int, case: tuple[dict, str | None]) -> None:
+    _, expected = case
+    row = number + 2
+    if expected is None:
+        assert row not in result.errors.index, result.errors.get(row)
+        assert row in result.valid_rows.index
+    else:
+        assert expected in result.errors[row]
+        assert row not in result.valid_rows.index
+
+
+def test_every_occurrence_of_a_repeated_sku_is_rejected(result: ValidationResult) -> None:
+    last = len(CASES) + 2
+    for row in (last, last + 1):
+        assert (
+            result.errors[row]
+            == "sku: 'DUP-1' appears 2 times in this file; each sku must be unique"
+        )
+
+
+def test_one_message_per_problem_in_column_order(result: ValidationResult) -> None:
+    compiled = compile_contract(load_contract("catalog_item"))
+    frame = pd.DataFrame(
+        [{"sku": "bad sku", "title": None, "brand": "B", "cost": "x", "quantity": "-1"}],
+        dtype="str",
+    )
+    frame.index = pd.RangeIndex(2, 3)
+    errors = validate_rows(frame, compiled).errors[2]
+    assert errors == (
+        "sku: 'bad sku' is not valid; expected letters, digits and - _ . / only; "
+        "title: is required but empty; "
+        "cost: 'x' is not a number; write a number like 12.50; "
+        "quantity: -1 must be at least 0"
+    )
+
+
+def test_counts_and_typed_valid_rows(result: ValidationResult) -> None:
+    invalid = sum(1 for _, expected in CASES if expected) + 2
+    assert result.rows_total == len(CASES) + 2
+    assert result.rows_invalid == invalid
+    assert result.rows_valid == len(CASES) + 2 - invalid
+    failures = {f.rule: f.failures for f in result.rule_failures}
+    assert failures["sku.unique"] == 2
+    assert failures["gtin_check_digit"] == 2
+    assert failures["cost.type"] == 4
+    first_valid = result.valid_rows.loc[2]
+    assert first_valid["cost"] == 10.0
+    assert first_valid["quantity"] == 1.0
+
+
+def test_gs1_check_digit_matches_stdnum_on_many_numbers() -> None:
+    """The vectorised check digit agrees with python-stdnum's, valid and invalid alike."""
+    from data_contracts.expectations import gs1_check_digit_ok
+
+    values = []
+    for seed in range(400):
+        body = str(7_919 * seed**3 + 104_729 * seed).zfill(13)[-(7, 11, 12, 13)[seed % 4] :]
+        values.append(body + ean.calc_check_digit(body))
+        values.append(body + str((int(ean.calc_check_digit(body)) + 1) % 10))
+    expected = [ean.is_valid(v) for v in values]
+    assert gs1_check_digit_ok(pd.Series(values, dtype="str")).tolist() == expected
+    assert sum(expected) == 400
