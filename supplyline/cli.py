@@ -16,8 +16,8 @@ from rich.table import Table
 
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from data_contracts.suite import compile_contract
-from supplyline.catalog_check import CheckOutcome, check_catalog_file
 from supplyline.settings import get_settings
+from tasks.check import CheckOutcome, check_catalog_file
 
 app = typer.Typer(
     help="Supplyline: supplier catalogs in, validated against data contracts; orders out.",

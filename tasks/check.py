@@ -1,10 +1,17 @@
-"""Checking a catalog file against a contract with no database and no Prefect server."""
+"""Checking one catalog file against a contract: read, map, validate, write the error file.
+
+``check_catalog_file`` needs no database and no Prefect server (``supplyline catalog check``);
+``check_catalog_file_task`` is the same step as a Prefect task, one run per file.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from data_contracts.contract import load_contract
 from data_contracts.mapping import load_mapping
@@ -68,3 +75,16 @@ def check_catalog_file(
         csv_path, json_path = error_file_paths(path.name, errors_dir)
     error_file, summary_file = write_error_files(validation, csv_path, json_path)
     return CheckOutcome(validation, error_file, summary_file)
+
+
+@task(name="check-catalog-file", cache_policy=NO_CACHE, task_run_name="check-{path.name}")
+def check_catalog_file_task(
+    path: Path,
+    *,
+    contract: str | None = None,
+    mapping: str | None = None,
+    errors_dir: Path,
+) -> dict[str, object]:
+    """One file, one task run; returns the summary (what the error file's JSON holds)."""
+    outcome = check_catalog_file(path, contract=contract, mapping=mapping, errors_dir=errors_dir)
+    return outcome.summary()
