@@ -73,19 +73,30 @@ class CompiledContract:
         raise KeyError(rule_id)
 
     def build_suite(
-        self, context: AbstractDataContext, name: str | None = None
+        self,
+        context: AbstractDataContext,
+        name: str | None = None,
+        rules: tuple[Rule, ...] | None = None,
     ) -> gx.ExpectationSuite:
-        """A GX suite in ``context`` holding one expectation per rule."""
+        """A GX suite in ``context`` holding one expectation per rule (all, or ``rules``)."""
         suite_name = name or f"{self.contract.name}-{self.contract.version}"
         suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-        for rule in self.rules:
+        rules = self.rules if rules is None else rules
+        for rule in rules:
             suite.add_expectation(rule.expectation.copy(deep=True))
-        if len(suite.expectations) != len(self.rules):
+        if len(suite.expectations) != len(rules):
             raise ContractError(
-                f"{self.contract.name}: GX kept {len(suite.expectations)} "
-                f"of {len(self.rules)} rules"
+                f"{self.contract.name}: GX kept {len(suite.expectations)} of {len(rules)} rules"
             )
         return suite
+
+
+def columns_read_by(rule: Rule) -> tuple[str, ...] | None:
+    """The validation-view columns a rule's expectation reads; None for table-level rules."""
+    kwargs = rule.expectation.configuration.kwargs
+    names = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    names += list(kwargs.get("column_list") or [])
+    return tuple(dict.fromkeys(names)) or None
 
 
 def text_column(column: ContractColumn) -> str:
