@@ -25,7 +25,7 @@ from great_expectations.exceptions import ExpectationNotFoundError
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
 
-from data_contracts import expectations as _custom_expectations  # registers custom types
+from data_contracts import expectations  # noqa: F401  (registers the custom expectation types)
 from data_contracts.contract import Contract, ContractColumn, ContractError
 
 TEXT_SUFFIX = "__text"
@@ -358,6 +358,3 @@ def _convert(text: pd.Series, logical_type: str) -> pd.Series:
         return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     lowered = text.str.lower()
     return lowered.isin(TRUE_WORDS).astype("boolean").where(lowered.notna())
-
-
-assert _custom_expectations  # imported for its side effect: registering expectation types
