@@ -91,12 +91,16 @@ class CompiledContract:
         return suite
 
 
+def columns_named_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """The columns an expectation's kwargs name, in order, each once."""
+    names = [str(kwargs[k]) for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    names += [str(c) for c in kwargs.get("column_list") or []]
+    return tuple(dict.fromkeys(names))
+
+
 def columns_read_by(rule: Rule) -> tuple[str, ...] | None:
     """The validation-view columns a rule's expectation reads; None for table-level rules."""
-    kwargs = rule.expectation.configuration.kwargs
-    names = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
-    names += list(kwargs.get("column_list") or [])
-    return tuple(dict.fromkeys(names)) or None
+    return columns_named_in(rule.expectation.configuration.kwargs) or None
 
 
 def text_column(column: ContractColumn) -> str:
@@ -297,9 +301,7 @@ def _custom_expectation(
         raise ContractError(
             f"{where}: unknown Great Expectations type {expectation_type!r}"
         ) from exc
-    referenced = [
-        str(kwargs[key]) for key in ("column", "column_A", "column_B") if key in kwargs
-    ] + [str(c) for c in kwargs.get("column_list", [])]
+    referenced = list(columns_named_in(kwargs))
     for name in referenced:
         if name not in contract.column_names:
             raise ContractError(f"{where}: refers to column {name!r}, which the contract lacks")
