@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,8 +18,19 @@ from rich.table import Table
 
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from data_contracts.suite import compile_contract
+from models.db import current_revision, engine_for, ensure_schema, session_scope
 from supplyline.settings import get_settings
 from tasks.check import CheckOutcome, check_catalog_file
+from tasks.history import history, history_entry
+from tasks.suppliers import (
+    SupplierError,
+    add_supplier,
+    get_supplier,
+    get_supplier_or_none,
+    list_suppliers,
+    products_of,
+    summarise_supplier,
+)
 
 app = typer.Typer(
     help="Supplyline: supplier catalogs in, validated against data contracts; orders out.",
@@ -25,13 +38,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 catalog_app = typer.Typer(
-    help="Catalog files: check them against a contract.", no_args_is_help=True
+    help="Catalog files: check, upload, history, error files, products, release.",
+    no_args_is_help=True,
 )
 contract_app = typer.Typer(
     help="Data contracts: list them and the rules they hold.", no_args_is_help=True
 )
+supplier_app = typer.Typer(help="Suppliers: add, list, show.", no_args_is_help=True)
+db_app = typer.Typer(help="Supplyline's database.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(contract_app, name="contract")
+app.add_typer(supplier_app, name="supplier")
+app.add_typer(db_app, name="db")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,6 +57,8 @@ err_console = Console(stderr=True)
 EXIT_CONFIG_ERROR = 3
 PROGRESS_FROM_BYTES = 5 * 1024 * 1024
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+DEMO_SUPPLIER = "acme"
+DEMO_FILES = ("acme_catalog.csv", "acme_catalog_with_errors.csv", "acme_catalog.csv")
 
 
 @catalog_app.command("check")
@@ -159,30 +179,356 @@ def contract_rules(name: Annotated[str, typer.Argument(help="Contract name or pa
     console.print(table)
 
 
+# --- database and suppliers ----------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database (SUPPLYLINE_DATABASE_URL) up to the newest schema."""
+    engine = engine_for(get_settings().resolved_database_url)
+    before = current_revision(engine)
+    ensure_schema(engine)
+    after = current_revision(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        console.print(f"{url}: up to date (revision {after})")
+    else:
+        console.print(f"{url}: upgraded from {before or 'empty'} to {after}")
+
+
+@supplier_app.command("add")
+def supplier_add(
+    code: Annotated[str, typer.Argument(help="Short code: letters, digits, dashes (acme).")],
+    name: Annotated[str, typer.Option(help="The supplier's name.")],
+    contract: Annotated[str, typer.Option(help="Catalog contract.")] = "catalog_item",
+    mapping: Annotated[str | None, typer.Option(help="Mapping of the supplier's columns.")] = None,
+    feed: Annotated[
+        str, typer.Option(help="full: each file is the whole catalog; delta: changes only.")
+    ] = "full",
+    retire_guard: Annotated[
+        float | None,
+        typer.Option(
+            help="Hold a full feed that would retire more than this share of active products "
+            "(default: SUPPLYLINE_RETIRE_GUARD_SHARE, 0.5)."
+        ),
+    ] = None,
+) -> None:
+    """Register a supplier, with the contract and mapping its files are checked against."""
+    with _store_errors(), session_scope() as session:
+        supplier = add_supplier(
+            session,
+            code,
+            name,
+            contract=contract,
+            mapping=mapping,
+            feed_mode=feed,
+            retire_guard_share=retire_guard,
+        )
+        console.print(
+            f"supplier [bold]{supplier.code}[/bold] ({supplier.name}) added: contract "
+            f"{supplier.contract}, mapping {supplier.mapping or '(canonical headers)'}, "
+            f"{supplier.feed_mode} feed"
+        )
+
+
+@supplier_app.command("list")
+def supplier_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every supplier, with its product counts."""
+    with session_scope() as session:
+        summaries = [summarise_supplier(session, s) for s in list_suppliers(session)]
+    if as_json:
+        _print_json([s.as_dict() for s in summaries])
+        return
+    table = Table("code", "name", "contract", "mapping", "feed", "active", "discontinued")
+    for summary in summaries:
+        supplier, counts = summary.supplier, summary.products_by_status
+        table.add_row(
+            supplier.code,
+            supplier.name,
+            supplier.contract,
+            supplier.mapping or "",
+            supplier.feed_mode,
+            f"{counts.get('active', 0):,}",
+            f"{counts.get('discontinued', 0):,}",
+        )
+    console.print(table)
+
+
+@supplier_app.command("show")
+def supplier_show(
+    code: Annotated[str, typer.Argument(help="Supplier code.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A supplier's settings, product counts and latest files."""
+    with _store_errors(), session_scope() as session:
+        supplier = get_supplier(session, code)
+        summary = summarise_supplier(session, supplier).as_dict()
+        latest = history(session, supplier=supplier, limit=10)
+        files = [history_entry(row, supplier.code) for row, _ in latest]
+    if as_json:
+        _print_json(summary | {"latest_files": files})
+        return
+    guard = summary["retire_guard_share"]
+    guard_text = (
+        f"{guard:.0%}"
+        if guard is not None
+        else f"{get_settings().retire_guard_share:.0%} (default)"
+    )
+    console.print(f"[bold]{summary['code']}[/bold]  {summary['name']}")
+    mapping = summary["mapping"] or "(canonical headers)"
+    console.print(f"  contract: {summary['contract']}   mapping: {mapping}")
+    console.print(f"  feed: {summary['feed_mode']}   retire guard: {guard_text}")
+    products = summary["products"] or {}
+    counts = ", ".join(f"{n:,} {status}" for status, n in products.items()) or "none yet"
+    console.print(f"  products: {counts}")
+    if files:
+        console.print(_history_table(files, title="Latest files"))
+
+
+# --- catalog store ------------------------------------------------------------------------
+
+UPLOAD_EXIT = {
+    "accepted": 0,
+    "duplicate": 0,
+    "partially_accepted": 1,
+    "held": 1,
+    "rejected": 2,
+    "failed": 2,
+}
+
+
+@catalog_app.command("upload")
+def catalog_upload(
+    files: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="Catalog files, in order.")
+    ],
+    supplier: Annotated[str, typer.Option(help="Supplier code.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+) -> None:
+    """Ingest files by hand, through the catalog-ingest flow (source: manual).
+
+    A manual upload applies like any file; the supplier's next regular feed overwrites what
+    it changed. Exit 0: all accepted (or duplicates); 1: rows rejected, or a feed held;
+    2: a file rejected or failed.
+    """
+    from flows.catalog_ingest import catalog_ingest
+
+    with _store_errors(), session_scope() as session:
+        code = get_supplier(session, supplier).code
+    entries = catalog_ingest(supplier=code, files=files, source="manual")
+    if as_json:
+        _print_json(entries)
+    else:
+        for entry in entries:
+            print_entry(entry)
+    raise typer.Exit(max(UPLOAD_EXIT.get(str(e["status"]), 2) for e in entries))
+
+
+@catalog_app.command("release")
+def catalog_release(
+    file_id: Annotated[int, typer.Argument(help="Id of the held file (catalog history).")],
+) -> None:
+    """Apply a full feed the retire guard held: its missing products are retired."""
+    from flows.catalog_ingest import catalog_release as release_flow
+    from tasks.ingest import ReleaseError, claim_for_release
+
+    try:
+        claim_for_release(file_id)
+    except ReleaseError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG_ERROR) from exc
+    entry = release_flow(file_id=file_id)
+    print_entry(entry)
+    raise typer.Exit(UPLOAD_EXIT.get(str(entry["status"]), 2))
+
+
+@catalog_app.command("history")
+def catalog_history(
+    supplier: Annotated[str | None, typer.Option(help="Only this supplier's files.")] = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest files.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The upload history, newest first: file, source, status, counts, when."""
+    with _store_errors(), session_scope() as session:
+        only = get_supplier(session, supplier) if supplier else None
+        rows = history(session, supplier=only, limit=limit)
+        entries = [history_entry(row, code) for row, code in rows]
+    if as_json:
+        _print_json(entries)
+    else:
+        console.print(_history_table(entries, title="Catalog files"))
+
+
+@catalog_app.command("errors")
+def catalog_errors(
+    file_id: Annotated[int, typer.Argument(help="Id of the file (catalog history).")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Copy the error file here.")
+    ] = None,
+) -> None:
+    """The error file of an upload: printed, or copied to OUTPUT."""
+    from tasks.ingest import file_entry
+
+    try:
+        entry = file_entry(file_id)
+    except LookupError as exc:
+        err_console.print(f"[red]error:[/red] {exc}; see: supplyline catalog history")
+        raise typer.Exit(EXIT_CONFIG_ERROR) from exc
+    error_file = entry["error_file"]
+    if not error_file:
+        reason = entry["message"] or "every row was valid"
+        err_console.print(f"file #{file_id} ({entry['file']}) has no error file: {reason}")
+        return
+    source = Path(str(error_file))
+    if not source.is_file():
+        err_console.print(f"[red]error:[/red] the error file {source} is gone")
+        raise typer.Exit(EXIT_CONFIG_ERROR)
+    if output is None:
+        sys.stdout.write(source.read_text(encoding="utf-8-sig"))
+        return
+    shutil.copyfile(source, output)
+    console.print(f"error file of #{file_id} ({entry['file']}) written to {output}")
+
+
+@catalog_app.command("products")
+def catalog_products(
+    supplier: Annotated[str, typer.Option(help="Supplier code.")],
+    status: Annotated[str | None, typer.Option(help="active or discontinued.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A supplier's products, by SKU."""
+    with _store_errors(), session_scope() as session:
+        products = products_of(session, get_supplier(session, supplier), status=status, limit=limit)
+        rows = [p.model_dump(mode="json", exclude={"row_hash", "supplier_id"}) for p in products]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("sku", "title", "cost", "quantity", "status", "changed", "by")
+    for row in rows:
+        table.add_row(
+            row["sku"],
+            row["title"],
+            f"{row['cost']:.2f}",
+            str(row["quantity"]),
+            row["status"],
+            str(row["changed_at"])[:19],
+            f"{row['changed_by_source']} #{row['changed_by_file_id']}",
+        )
+    console.print(table)
+
+
+def print_entry(entry: dict[str, object]) -> None:
+    """One ingested file, as a line and its counts."""
+    status = str(entry["status"])
+    style = {
+        "accepted": "green",
+        "partially_accepted": "yellow",
+        "held": "yellow",
+        "duplicate": "cyan",
+    }.get(status, "red")
+    console.print(
+        f"#{entry['id']} [bold]{entry['file']}[/bold] ({entry['source']}): "
+        f"[{style}]{status.replace('_', ' ')}[/]"
+    )
+    if status not in ("duplicate", "failed"):
+        console.print(
+            f"  rows: {entry['rows_total']:,}   valid: {entry['rows_valid']:,}   "
+            f"invalid: {entry['rows_invalid']:,}   inserted: {entry['rows_inserted']:,}   "
+            f"updated: {entry['rows_updated']:,}   retired: {entry['rows_retired']:,}"
+        )
+    if entry.get("message"):
+        console.print(f"  {entry['message']}", soft_wrap=True)
+    if entry.get("error_file"):
+        console.print(f"  error file: {entry['error_file']}", soft_wrap=True)
+
+
+def _history_table(entries: list[dict[str, object]], *, title: str) -> Table:
+    table = Table(
+        "id",
+        "supplier",
+        "file",
+        "source",
+        "status",
+        "rows",
+        "valid",
+        "invalid",
+        "received",
+        title=title,
+        title_justify="left",
+    )
+    for e in entries:
+        table.add_row(
+            str(e["id"]),
+            str(e["supplier"]),
+            str(e["file"]),
+            str(e["source"]),
+            str(e["status"]).replace("_", " "),
+            f"{e['rows_total']:,}",
+            f"{e['rows_valid']:,}",
+            f"{e['rows_invalid']:,}",
+            str(e["received_at"])[:19].replace("T", " "),
+        )
+    return table
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def _store_errors():
+    """Turn a bad supplier or contract setting into a message and exit 3."""
+    try:
+        yield
+    except (SupplierError, ContractError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG_ERROR) from exc
+
+
 @app.command()
 def demo() -> None:
-    """Run the main job on embedded defaults: check the bundled sample files.
+    """Run the main job on embedded defaults: a supplier sends its catalog files.
 
-    Uses SUPPLYLINE_HOME when it is set, otherwise a temporary folder.
+    SQLite in SUPPLYLINE_HOME (a temporary folder unless it is set), Prefect's ephemeral API.
     """
     home = os.environ.get("SUPPLYLINE_HOME") or tempfile.mkdtemp(prefix="supplyline-demo-")
     os.environ["SUPPLYLINE_HOME"] = home
     get_settings.cache_clear()
-    errors_dir = get_settings().errors_dir / "demo"
+    from flows.catalog_ingest import catalog_ingest
+
     console.rule("[bold]Supplyline demo: supplier ACME sends its catalog")
-    console.print(f"SUPPLYLINE_HOME: {home}\n")
-    worst = 0
-    for sample in ("acme_catalog.csv", "acme_catalog_with_errors.csv"):
-        outcome = check_catalog_file(SAMPLES_DIR / sample, mapping="acme", errors_dir=errors_dir)
-        print_outcome(outcome)
-        console.print()
-        worst = max(worst, outcome.exit_code)
+    console.print(f"SUPPLYLINE_HOME: {home}")
+    console.print(f"database: {get_settings().resolved_database_url}\n")
+    with session_scope() as session:
+        supplier = get_supplier_or_none(session, DEMO_SUPPLIER)
+        if supplier is None:
+            add_supplier(session, DEMO_SUPPLIER, "ACME Tools", mapping="acme", feed_mode="delta")
     console.print(
-        "Open the error file in a spreadsheet: each rejected row says what to fix. "
-        "Fix the rows and send the file back as it is: the _row and _errors columns are ignored."
+        "Supplier [bold]acme[/bold] (ACME Tools): mapping acme, delta feed. It sends its "
+        "catalog, then new products with mistakes in them, then its catalog again.\n"
     )
-    if worst > 1:
-        raise typer.Exit(worst)
+    files = [SAMPLES_DIR / name for name in DEMO_FILES]
+    entries = catalog_ingest(supplier=DEMO_SUPPLIER, files=files, source="manual")
+    console.print()
+    for entry in entries:
+        print_entry(entry)
+    with session_scope() as session:
+        summary = summarise_supplier(session, get_supplier(session, DEMO_SUPPLIER))
+    counts = ", ".join(f"{n} {s}" for s, n in summary.products_by_status.items())
+    console.print(f"\nACME's catalog now holds: {counts}.")
+    console.print(
+        "Open an error file in a spreadsheet: each rejected row says what to fix. Fix the rows "
+        "and send the file back as it is: the _row and _errors columns are ignored."
+    )
+    console.print(
+        "Look further: supplyline catalog history --supplier acme, "
+        "supplyline catalog products --supplier acme (with SUPPLYLINE_HOME set as above)."
+    )
+    if any(e["status"] in ("failed", "rejected") for e in entries):
+        raise typer.Exit(2)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,23 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of Supplyline's database; default: an SQLite file in home.",
     )
+    retire_guard_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "A full feed that would retire more than this share of a supplier's active products "
+            "is held for an operator to release (a supplier's own setting wins)."
+        ),
+    )
+    stale_processing_minutes: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "A file still 'processing' after this long is taken to have died with its run: "
+            "the same content may then be ingested again."
+        ),
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -45,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def errors_dir(self) -> Path:
         return self.home_dir / "errors"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home_dir / "archive"
 
     @property
     def resolved_database_url(self) -> str:

@@ -249,11 +249,17 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "acme_catalog.csv against catalog_item 1.0.0, mapping acme: accepted" in result.stdout
-    error_file = tmp_path / "demo-home" / "errors" / "demo" / "acme_catalog_with_errors.errors.csv"
-    assert str(error_file) in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "#1 acme_catalog.csv (manual): accepted" in out
+    assert "#2 acme_catalog_with_errors.csv (manual): partially accepted" in out
+    assert "#3 acme_catalog.csv (manual): duplicate same content as file #1" in out
+    error_file = (
+        tmp_path / "demo-home" / "errors" / "acme" / "2-acme_catalog_with_errors.errors.csv"
+    )
+    assert str(error_file) in out
     assert len(read_error_file(error_file)) == 8
+    assert (tmp_path / "demo-home" / "supplyline.db").is_file()

@@ -1,0 +1,1 @@
+"""Supplyline's database: SQLModel tables, the engine, and Alembic migrations."""

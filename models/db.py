@@ -1,0 +1,126 @@
+"""The database engine, and bringing a database's schema up to date with Alembic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from supplyline.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_UPGRADE_LOCK = threading.Lock()
+# Any fixed number: PostgreSQL sessions migrating the same database take turns on it.
+_PG_MIGRATION_LOCK_ID = 0x5375_7070
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Transactions are begun by SQLAlchemy (below), not by the sqlite3 module, which would
+    # leave DDL such as a load's temporary tables outside them.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def get_engine() -> Engine:
+    """The engine of ``SUPPLYLINE_DATABASE_URL``, with its schema brought up to date."""
+    engine = engine_for(get_settings().resolved_database_url)
+    ensure_schema(engine)
+    return engine
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session on the current database that commits on success and rolls back on error."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+_up_to_date: set[str] = set()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade the database to the newest migration unless this process already saw it there."""
+    key = engine.url.render_as_string(hide_password=False)
+    if key in _up_to_date:
+        return
+    with _UPGRADE_LOCK:
+        if key not in _up_to_date:
+            if current_revision(engine) != head_revision():
+                upgrade(engine)
+            _up_to_date.add(key)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (concurrent upgrades on PostgreSQL take turns)."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK_ID}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives timestamps back without their zone; Supplyline stores them in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
