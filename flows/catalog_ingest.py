@@ -7,6 +7,7 @@ is recorded as ``failed`` with the reason; the other files go on.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, tags
@@ -72,6 +73,7 @@ def catalog_release(file_id: int) -> dict[str, object]:
 
 def _ingest_one(code: str, path: Path, name: str, source: str) -> dict[str, object]:
     logger = get_run_logger()
+    started = time.perf_counter()
     try:
         claim = claim_file(code, path, name=name, source=source, flow_run_id=_flow_run_id())
     except Exception as exc:
@@ -83,19 +85,29 @@ def _ingest_one(code: str, path: Path, name: str, source: str) -> dict[str, obje
         entry = file_entry(claim.file_id)
         _publish(code, entry, None)
         return entry
-    return _process(claim)
+    return _process(claim, timings={"claim": time.perf_counter() - started})
 
 
-def _process(claim: ClaimedFile, *, release: bool = False) -> dict[str, object]:
+def _process(
+    claim: ClaimedFile, *, release: bool = False, timings: dict[str, float] | None = None
+) -> dict[str, object]:
+    """Validate, write the error file, apply; ``timings_s`` says how long each step took."""
     logger = get_run_logger()
+    timings = dict(timings or {})
     validation: FileValidation | None = None
     try:
         validation = validate_claimed_file(claim)
+        timings |= validation.timings
+        started = time.perf_counter()
         error_files = write_claimed_error_files(claim, validation)
+        timings["error_file"] = time.perf_counter() - started
+        started = time.perf_counter()
         entry = apply_file(claim, validation, error_files, release=release)
+        timings["load"] = time.perf_counter() - started
     except Exception as exc:
         logger.error("%s: failed, nothing of it was loaded: %s", claim.name, exc)
         entry = fail_file(claim, f"failed, nothing of it was loaded: {exc}")
+    entry["timings_s"] = {step: round(seconds, 3) for step, seconds in timings.items()}
     logger.info(
         "%s: %s (%s rows, %s valid, %s invalid)",
         claim.name,
@@ -146,6 +158,9 @@ def _publish(code: str, entry: dict[str, object], validation: FileValidation | N
         lines += ["", f"**{entry['message']}**"]
     if entry.get("error_file"):
         lines += ["", f"Error file: `{entry['error_file']}`"]
+    if entry.get("timings_s"):
+        steps = ", ".join(f"{k} {v:.2f} s" for k, v in entry["timings_s"].items())  # type: ignore[union-attr]
+        lines += ["", f"Steps: {steps}."]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines), description=title)
     if validation is not None:
         rules = [

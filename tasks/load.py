@@ -18,13 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from models.catalog import PRODUCT_DATA_COLUMNS, RETIRED_STATUS, Product
 
 PRODUCT = Product.__table__  # type: ignore[attr-defined]
 CHUNK_ROWS = 50_000
 DEFAULT_PRODUCT_STATUS = "active"
+_LOCK_SPACE = 0x5375  # advisory lock space of product loads (the key is the supplier id)
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,9 @@ def _load_staged(
         load.now,
     )
     retire_missing, retire_guard_share = load.retire_missing, load.retire_guard_share
+    _lock_supplier(connection, supplier_id)
     _fill(connection, staging, rows)
     _fill(connection, seen, pd.DataFrame({"sku": load.seen_skus.dropna().unique()}))
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text(f"ANALYZE {staging.name}; ANALYZE {seen.name}"))
 
     of_supplier = PRODUCT.c.supplier_id == supplier_id
     active = sa.and_(of_supplier, PRODUCT.c.status != RETIRED_STATUS)
@@ -133,17 +132,7 @@ def _load_staged(
             ),
         )
 
-    matched = sa.and_(of_supplier, PRODUCT.c.sku == staging.c.sku)
-    existing = _count(
-        connection, sa.select(sa.func.count()).select_from(staging.join(PRODUCT, matched))
-    )
-    changed = _count(
-        connection,
-        sa.select(sa.func.count())
-        .select_from(staging.join(PRODUCT, matched))
-        .where(PRODUCT.c.row_hash.is_distinct_from(staging.c.row_hash)),
-    )
-    connection.execute(_upsert(connection, staging, supplier_id, file_id, source, now))
+    updated, inserted = _upsert(connection, staging, load)
     retired = 0
     if retire_missing:
         retired = connection.execute(
@@ -158,9 +147,9 @@ def _load_staged(
             )
         ).rowcount
     return LoadResult(
-        inserted=len(rows) - existing,
-        updated=changed,
-        unchanged=existing - changed,
+        inserted=inserted,
+        updated=updated,
+        unchanged=len(rows) - inserted - updated,
         retired=retired,
         active_before=active_before,
     )
@@ -173,7 +162,6 @@ def _staging_tables() -> tuple[sa.Table, sa.Table]:
         metadata,
         *(sa.Column(c, PRODUCT.c[c].type) for c in PRODUCT_DATA_COLUMNS),
         sa.Column("row_hash", sa.BigInteger),
-        sa.Index("_stage_product_sku", "sku"),
         prefixes=["TEMPORARY"],
     )
     seen = sa.Table(
@@ -186,35 +174,48 @@ def _staging_tables() -> tuple[sa.Table, sa.Table]:
     return staging, seen
 
 
-def _upsert(
-    connection: sa.Connection,
-    staging: sa.Table,
-    supplier_id: int,
-    file_id: int,
-    source: str,
-    now: datetime,
-) -> sa.Insert:
-    """INSERT … SELECT … ON CONFLICT DO UPDATE, skipping rows whose content did not change."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    provenance = {
-        "supplier_id": sa.literal(supplier_id, sa.BigInteger),
-        "created_at": sa.literal(now, PRODUCT.c.created_at.type),
-        "changed_at": sa.literal(now, PRODUCT.c.changed_at.type),
-        "changed_by_file_id": sa.literal(file_id, sa.BigInteger),
-        "changed_by_source": sa.literal(source, sa.String),
-    }
+def _upsert(connection: sa.Connection, staging: sa.Table, load: CatalogLoad) -> tuple[int, int]:
+    """Update the products whose content changed, then insert the new ones: (updated, inserted).
+
+    Two set-based statements rather than INSERT … ON CONFLICT, whose per-row speculative
+    insertion costs more; loads of one supplier take turns (``_lock_supplier``), so no other
+    run can insert the same SKU in between.
+    """
     data = [*PRODUCT_DATA_COLUMNS, "row_hash"]
-    # The WHERE also settles SQLite's parse of "SELECT … ON CONFLICT" (a join's ON otherwise).
-    rows = sa.select(*provenance.values(), *(staging.c[c] for c in data)).where(
-        staging.c.sku.is_not(None)
-    )
-    insert = dialect.insert(PRODUCT).from_select([*provenance, *data], rows)
-    updated = [*data, "changed_at", "changed_by_file_id", "changed_by_source"]
-    return insert.on_conflict_do_update(
-        index_elements=["supplier_id", "sku"],
-        set_={c: insert.excluded[c] for c in updated},
-        where=PRODUCT.c.row_hash.is_distinct_from(insert.excluded.row_hash),
-    )
+    provenance = {
+        "changed_at": sa.literal(load.now, PRODUCT.c.changed_at.type),
+        "changed_by_file_id": sa.literal(load.file_id, sa.BigInteger),
+        "changed_by_source": sa.literal(load.source, sa.String),
+    }
+    of_supplier = PRODUCT.c.supplier_id == load.supplier_id
+    updated = connection.execute(
+        PRODUCT.update()
+        .where(of_supplier, PRODUCT.c.sku == staging.c.sku)
+        .where(PRODUCT.c.row_hash.is_distinct_from(staging.c.row_hash))
+        .values({**{c: staging.c[c] for c in data}, **provenance})
+    ).rowcount
+    inserted_columns = {
+        "supplier_id": sa.literal(load.supplier_id, sa.BigInteger),
+        "created_at": sa.literal(load.now, PRODUCT.c.created_at.type),
+        **provenance,
+        **{c: staging.c[c] for c in data},
+    }
+    exists = sa.exists().where(of_supplier, PRODUCT.c.sku == staging.c.sku)
+    inserted = connection.execute(
+        PRODUCT.insert()
+        .from_select(list(inserted_columns), sa.select(*inserted_columns.values()).where(~exists))
+        .execution_options(preserve_rowcount=True)  # not kept for an INSERT unless asked
+    ).rowcount
+    return updated, inserted
+
+
+def _lock_supplier(connection: sa.Connection, supplier_id: int) -> None:
+    """Loads of one supplier take turns (SQLite has one writer at a time anyway)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:space, :supplier)"),
+            {"space": _LOCK_SPACE, "supplier": supplier_id},
+        )
 
 
 def _count(connection: sa.Connection, query: sa.Select) -> int:

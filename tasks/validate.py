@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -397,6 +398,7 @@ class FileValidation:
     mapped: MappedTable | None = None
     result: ValidationResult | None = None
     rejection: FileRejected | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -472,6 +474,13 @@ def validate_file(
         contract_version=compiled.contract.version,
         mapping_name=mapping.name if mapping else None,
     )
+    clock = [time.perf_counter()]
+
+    def timed(name: str) -> None:
+        """Seconds spent per step (``read``, ``map``, ``validate``), for run history."""
+        clock.append(time.perf_counter())
+        validation.timings[name] = clock[-1] - clock[-2]
+
     try:
         stage("reading")
         validation.raw = read_table(
@@ -480,12 +489,15 @@ def validate_file(
             sheet=mapping.sheet if mapping else None,
             limits=limits,
         )
+        timed("read")
         stage("mapping")
         validation.mapped = apply_mapping(validation.raw.frame, compiled.contract, mapping)
+        timed("map")
         stage("validating")
         validation.result = validate_rows(
             validation.mapped.frame, compiled, labels=validation.mapped.source_columns
         )
+        timed("validate")
     except FileRejected as rejection:
         validation.rejection = rejection
     return validation

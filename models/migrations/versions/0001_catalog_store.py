@@ -119,14 +119,6 @@ def upgrade() -> None:
         sa.Column("changed_by_file_id", sa.BigInteger(), nullable=True),
         sa.Column("changed_by_source", sa.String(length=16), nullable=True),
         sa.CheckConstraint("status IN ('active', 'discontinued')", name="ck_product_status"),
-        sa.ForeignKeyConstraint(
-            ["changed_by_file_id"],
-            ["catalog_file.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["supplier_id"],
-            ["supplier.id"],
-        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("supplier_id", "sku", name="uq_product_supplier_sku"),
     )
