@@ -284,7 +284,7 @@ def supplier_show(
     counts = ", ".join(f"{n:,} {status}" for status, n in products.items()) or "none yet"
     console.print(f"  products: {counts}")
     if files:
-        console.print(_history_table(files, title="Latest files"))
+        console.print(_history_table(files, title="Latest files", with_supplier=False))
 
 
 # --- catalog store ------------------------------------------------------------------------
@@ -358,7 +358,9 @@ def catalog_history(
     if as_json:
         _print_json(entries)
     else:
-        console.print(_history_table(entries, title="Catalog files"))
+        console.print(
+            _history_table(entries, title="Catalog files", with_supplier=supplier is None)
+        )
 
 
 @catalog_app.command("errors")
@@ -406,7 +408,7 @@ def catalog_products(
     if as_json:
         _print_json(rows)
         return
-    table = Table("sku", "title", "cost", "quantity", "status", "changed", "by")
+    table = Table("sku", "title", "cost", "qty", "status", "changed (UTC)", "by")
     for row in rows:
         table.add_row(
             row["sku"],
@@ -414,7 +416,7 @@ def catalog_products(
             f"{row['cost']:.2f}",
             str(row["quantity"]),
             row["status"],
-            str(row["changed_at"])[:19],
+            str(row["changed_at"])[:16].replace("T", " "),
             f"{row['changed_by_source']} #{row['changed_by_file_id']}",
         )
     console.print(table)
@@ -445,31 +447,24 @@ def print_entry(entry: dict[str, object]) -> None:
         console.print(f"  error file: {entry['error_file']}", soft_wrap=True)
 
 
-def _history_table(entries: list[dict[str, object]], *, title: str) -> Table:
+def _history_table(
+    entries: list[dict[str, object]], *, title: str, with_supplier: bool = True
+) -> Table:
+    columns = ["id", *(["supplier"] if with_supplier else []), "file", "source", "status"]
     table = Table(
-        "id",
-        "supplier",
-        "file",
-        "source",
-        "status",
-        "rows",
-        "valid",
-        "invalid",
-        "received",
-        title=title,
-        title_justify="left",
+        *columns, "rows", "valid", "invalid", "received (UTC)", title=title, title_justify="left"
     )
     for e in entries:
         table.add_row(
             str(e["id"]),
-            str(e["supplier"]),
+            *([str(e["supplier"])] if with_supplier else []),
             str(e["file"]),
             str(e["source"]),
             str(e["status"]).replace("_", " "),
             f"{e['rows_total']:,}",
             f"{e['rows_valid']:,}",
             f"{e['rows_invalid']:,}",
-            str(e["received_at"])[:19].replace("T", " "),
+            str(e["received_at"])[:16].replace("T", " "),
         )
     return table
 

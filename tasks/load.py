@@ -1,9 +1,11 @@
 """Loading a file's valid rows into the catalog: bulk upsert, retirements, the retire guard.
 
 Everything here runs inside the caller's transaction, so that a file's rows, its retirements
-and its history row commit together or not at all. Rows go through a temporary staging table
-(COPY on PostgreSQL, executemany on SQLite, in chunks); the upsert and the retirements are then
-one set-based statement each. Never an ORM object per row.
+and its history row commit together or not at all. The supplier's current keys and row hashes
+are read once and compared with the file's in memory; then only what differs is written: new
+products in bulk (COPY on PostgreSQL, executemany on SQLite, in chunks), changed products and
+retirements through a temporary staging table and one set-based UPDATE each. Never an ORM
+object per row. Loads of one supplier take turns, so nothing changes between read and write.
 """
 
 from __future__ import annotations
@@ -80,133 +82,56 @@ class CatalogLoad:
 
 
 def load_catalog_rows(connection: sa.Connection, load: CatalogLoad) -> LoadResult:
-    """Upsert the rows and, for a full feed, retire the supplier's products the file lacks."""
-    staging, seen = _staging_tables()
-    staging.create(connection)
-    seen.create(connection)
-    result = _load_staged(connection, staging, seen, load)
-    # Only on success: after an error the transaction is rolled back, and the tables with it.
-    seen.drop(connection)
-    staging.drop(connection)
-    return result
-
-
-def _load_staged(
-    connection: sa.Connection, staging: sa.Table, seen: sa.Table, load: CatalogLoad
-) -> LoadResult:
-    supplier_id, file_id, source, rows, now = (
-        load.supplier_id,
-        load.file_id,
-        load.source,
-        load.rows,
-        load.now,
+    """Insert new products, update changed ones and, for a full feed, retire the missing."""
+    _lock_supplier(connection, load.supplier_id)
+    existing = _current_products(connection, load.supplier_id)
+    active = existing["status"] != RETIRED_STATUS
+    active_before = int(active.sum())
+    retiring = (
+        existing.loc[active & ~existing["sku"].isin(load.seen_skus.dropna()), "sku"]
+        if load.retire_missing
+        else existing["sku"].iloc[:0]
     )
-    retire_missing, retire_guard_share = load.retire_missing, load.retire_guard_share
-    _lock_supplier(connection, supplier_id)
-    _fill(connection, staging, rows)
-    _fill(connection, seen, pd.DataFrame({"sku": load.seen_skus.dropna().unique()}))
-
-    of_supplier = PRODUCT.c.supplier_id == supplier_id
-    active = sa.and_(of_supplier, PRODUCT.c.status != RETIRED_STATUS)
-    missing = ~sa.exists().where(seen.c.sku == PRODUCT.c.sku)
-    active_before = _count(connection, sa.select(sa.func.count()).where(active))
-    to_retire = (
-        _count(connection, sa.select(sa.func.count()).where(active, missing))
-        if retire_missing
-        else 0
-    )
-    if (
-        retire_guard_share is not None
-        and active_before
-        and to_retire > retire_guard_share * active_before
-    ):
+    share = load.retire_guard_share
+    if share is not None and active_before and len(retiring) > share * active_before:
         return LoadResult(
-            retired=to_retire,
+            retired=len(retiring),
             active_before=active_before,
             held_reason=(
-                f"held: this full feed would retire {to_retire:,} of the supplier's "
-                f"{active_before:,} active products ({to_retire / active_before:.0%}), more "
-                f"than the {retire_guard_share:.0%} allowed; a truncated export looks like "
-                f"this. Nothing was applied. If the products really are gone, release the "
-                f"file: supplyline catalog release {file_id}"
+                f"held: this full feed would retire {len(retiring):,} of the supplier's "
+                f"{active_before:,} active products ({len(retiring) / active_before:.0%}), more "
+                f"than the {share:.0%} allowed; a truncated export looks like this. Nothing was "
+                f"applied. If the products really are gone, release the file: "
+                f"supplyline catalog release {load.file_id}"
             ),
         )
 
-    updated, inserted = _upsert(connection, staging, load)
-    retired = 0
-    if retire_missing:
-        retired = connection.execute(
-            PRODUCT.update()
-            .where(active, missing)
-            .values(
-                status=RETIRED_STATUS,
-                row_hash=None,
-                changed_at=now,
-                changed_by_file_id=file_id,
-                changed_by_source=source,
-            )
-        ).rowcount
+    rows = load.rows
+    known_hash = rows["sku"].map(existing.set_index("sku")["row_hash"])
+    is_new = ~rows["sku"].isin(existing["sku"])
+    # A retired product has no hash: coming back, it always counts as changed.
+    is_changed = (~is_new & (known_hash.isna() | (known_hash != rows["row_hash"]))).fillna(False)
+    provenance = {
+        "changed_at": load.now,
+        "changed_by_file_id": load.file_id,
+        "changed_by_source": load.source,
+    }
+    _insert(
+        connection,
+        rows[is_new],
+        {"supplier_id": load.supplier_id, "created_at": load.now, **provenance},
+    )
+    _update_changed(connection, rows[is_changed], load.supplier_id, provenance)
+    _retire(connection, retiring, load.supplier_id, provenance)
+    updated = int(is_changed.sum())
+    inserted = int(is_new.sum())
     return LoadResult(
         inserted=inserted,
         updated=updated,
         unchanged=len(rows) - inserted - updated,
-        retired=retired,
+        retired=len(retiring),
         active_before=active_before,
     )
-
-
-def _staging_tables() -> tuple[sa.Table, sa.Table]:
-    metadata = sa.MetaData()
-    staging = sa.Table(
-        "_stage_product",
-        metadata,
-        *(sa.Column(c, PRODUCT.c[c].type) for c in PRODUCT_DATA_COLUMNS),
-        sa.Column("row_hash", sa.BigInteger),
-        prefixes=["TEMPORARY"],
-    )
-    seen = sa.Table(
-        "_stage_seen_sku",
-        metadata,
-        sa.Column("sku", sa.Text),
-        sa.Index("_stage_seen_sku_sku", "sku"),
-        prefixes=["TEMPORARY"],
-    )
-    return staging, seen
-
-
-def _upsert(connection: sa.Connection, staging: sa.Table, load: CatalogLoad) -> tuple[int, int]:
-    """Update the products whose content changed, then insert the new ones: (updated, inserted).
-
-    Two set-based statements rather than INSERT … ON CONFLICT, whose per-row speculative
-    insertion costs more; loads of one supplier take turns (``_lock_supplier``), so no other
-    run can insert the same SKU in between.
-    """
-    data = [*PRODUCT_DATA_COLUMNS, "row_hash"]
-    provenance = {
-        "changed_at": sa.literal(load.now, PRODUCT.c.changed_at.type),
-        "changed_by_file_id": sa.literal(load.file_id, sa.BigInteger),
-        "changed_by_source": sa.literal(load.source, sa.String),
-    }
-    of_supplier = PRODUCT.c.supplier_id == load.supplier_id
-    updated = connection.execute(
-        PRODUCT.update()
-        .where(of_supplier, PRODUCT.c.sku == staging.c.sku)
-        .where(PRODUCT.c.row_hash.is_distinct_from(staging.c.row_hash))
-        .values({**{c: staging.c[c] for c in data}, **provenance})
-    ).rowcount
-    inserted_columns = {
-        "supplier_id": sa.literal(load.supplier_id, sa.BigInteger),
-        "created_at": sa.literal(load.now, PRODUCT.c.created_at.type),
-        **provenance,
-        **{c: staging.c[c] for c in data},
-    }
-    exists = sa.exists().where(of_supplier, PRODUCT.c.sku == staging.c.sku)
-    inserted = connection.execute(
-        PRODUCT.insert()
-        .from_select(list(inserted_columns), sa.select(*inserted_columns.values()).where(~exists))
-        .execution_options(preserve_rowcount=True)  # not kept for an INSERT unless asked
-    ).rowcount
-    return updated, inserted
 
 
 def _lock_supplier(connection: sa.Connection, supplier_id: int) -> None:
@@ -218,22 +143,103 @@ def _lock_supplier(connection: sa.Connection, supplier_id: int) -> None:
         )
 
 
-def _count(connection: sa.Connection, query: sa.Select) -> int:
-    return int(connection.execute(query).scalar_one())
+def _current_products(connection: sa.Connection, supplier_id: int) -> pd.DataFrame:
+    """The supplier's SKUs, row hashes and statuses, in one read."""
+    result = connection.execute(
+        sa.select(PRODUCT.c.sku, PRODUCT.c.row_hash, PRODUCT.c.status).where(
+            PRODUCT.c.supplier_id == supplier_id
+        )
+    )
+    skus, hashes, statuses = list(zip(*result.all(), strict=True)) or [(), (), ()]
+    # Built column by column: through a float column, a 64-bit hash next to a NULL loses bits.
+    return pd.DataFrame(
+        {
+            "sku": pd.Series(skus, dtype=object),
+            "row_hash": pd.array(hashes, dtype="Int64"),
+            "status": pd.Series(statuses, dtype=object),
+        }
+    )
 
 
-def _fill(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    columns = [c.name for c in table.columns]
+def _insert(connection: sa.Connection, rows: pd.DataFrame, constants: dict[str, object]) -> None:
+    if rows.empty:
+        return
+    frame = rows.assign(**{k: _db_value(connection, k, v) for k, v in constants.items()})
+    _fill(connection, PRODUCT.name, list(frame.columns), frame)
+
+
+def _update_changed(
+    connection: sa.Connection,
+    rows: pd.DataFrame,
+    supplier_id: int,
+    provenance: dict[str, object],
+) -> None:
+    """Stage the changed rows, then one UPDATE … FROM the staging table."""
+    if rows.empty:
+        return
+    data = [*PRODUCT_DATA_COLUMNS, "row_hash"]
+    staging = _temporary_table("_stage_product", *(sa.Column(c, PRODUCT.c[c].type) for c in data))
+    staging.create(connection)
+    _fill(connection, staging.name, data, rows[data])
+    connection.execute(
+        PRODUCT.update()
+        .where(PRODUCT.c.supplier_id == supplier_id, PRODUCT.c.sku == staging.c.sku)
+        .values({**{c: staging.c[c] for c in data}, **provenance})
+    )
+    staging.drop(connection)
+
+
+def _retire(
+    connection: sa.Connection,
+    skus: pd.Series,
+    supplier_id: int,
+    provenance: dict[str, object],
+) -> None:
+    if skus.empty:
+        return
+    staging = _temporary_table("_stage_retired_sku", sa.Column("sku", PRODUCT.c.sku.type))
+    staging.create(connection)
+    _fill(connection, staging.name, ["sku"], skus.to_frame("sku"))
+    connection.execute(
+        PRODUCT.update()
+        .where(
+            PRODUCT.c.supplier_id == supplier_id,
+            PRODUCT.c.sku.in_(sa.select(staging.c.sku)),
+        )
+        .values(status=RETIRED_STATUS, row_hash=None, **provenance)
+    )
+    staging.drop(connection)
+
+
+def _temporary_table(name: str, *columns: sa.Column) -> sa.Table:
+    """A temporary table; after an error it goes with the rolled-back transaction."""
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def _db_value(connection: sa.Connection, column: str, value: object) -> object:
+    """``value`` as the database driver should receive it for ``column`` (SQLite keeps
+    timestamps as text in SQLAlchemy's format; COPY takes ISO 8601)."""
+    if isinstance(value, datetime):
+        if connection.dialect.name == "postgresql":
+            return value.isoformat()
+        dialect = connection.dialect
+        process = PRODUCT.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        return process(value) if process else value
+    return value
+
+
+def _fill(connection: sa.Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+    """Bulk-insert ``frame``'s ``columns`` into ``table``: COPY or executemany, in chunks."""
     frame = frame[columns]
     if connection.dialect.name == "postgresql":
-        _copy(connection, table.name, columns, frame)
+        _copy(connection, table, columns, frame)
         return
     placeholders = ", ".join("?" * len(columns))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         for chunk in _chunks(frame):
             cursor.executemany(
-                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})",
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
                 chunk.astype(object).where(chunk.notna(), None).itertuples(index=False, name=None),
             )
     finally:
