@@ -53,12 +53,12 @@ def catalog_ingest(
     ``names`` are the files' original names when ``files`` are local copies (from SFTP).
     """
     code = normalise_code(supplier)
-    _tag_flow_run(code)
+    tag_flow_run(code)
     names = names or [Path(f).name for f in files]
     entries = []
     with tags(f"supplier:{code}"):
         for path, name in zip(files, names, strict=True):
-            entries.append(_ingest_one(code, Path(path), name, source))
+            entries.append(ingest_one(code, Path(path), name, source))
     return entries
 
 
@@ -66,16 +66,16 @@ def catalog_ingest(
 def catalog_release(file_id: int) -> dict[str, object]:
     """Apply a file the retire guard held, as it is, on an operator's word."""
     claim = claim_for_release(file_id)
-    _tag_flow_run(claim.supplier.code)
+    tag_flow_run(claim.supplier.code)
     with tags(f"supplier:{claim.supplier.code}"):
         return _process(claim, release=True)
 
 
-def _ingest_one(code: str, path: Path, name: str, source: str) -> dict[str, object]:
+def ingest_one(code: str, path: Path, name: str, source: str) -> dict[str, object]:
     logger = get_run_logger()
     started = time.perf_counter()
     try:
-        claim = claim_file(code, path, name=name, source=source, flow_run_id=_flow_run_id())
+        claim = claim_file(code, path, name=name, source=source, flow_run_id=current_flow_run_id())
     except Exception as exc:
         # Nothing was recorded or loaded: the file stays where it is, with the reason logged.
         logger.error("%s: could not be claimed, left in place: %s", name, exc)
@@ -120,12 +120,12 @@ def _process(
     return entry
 
 
-def _flow_run_id() -> str | None:
+def current_flow_run_id() -> str | None:
     run_id = flow_run.id
     return str(run_id) if run_id else None
 
 
-def _tag_flow_run(code: str) -> None:
+def tag_flow_run(code: str) -> None:
     """Tag the run ``supplier:<code>``, however it was started (CLI, deployment, schedule)."""
     from prefect.client.orchestration import get_client
 

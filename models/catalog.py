@@ -38,17 +38,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
+def in_values(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _timestamp(nullable: bool = False) -> sa.Column:
+def timestamp_column(nullable: bool = False) -> sa.Column:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
 
 
 class Supplier(SQLModel, table=True):
     __tablename__ = "supplier"
-    __table_args__ = (sa.CheckConstraint(_in("feed_mode", FEED_MODES), name="ck_supplier_feed"),)
+    __table_args__ = (
+        sa.CheckConstraint(in_values("feed_mode", FEED_MODES), name="ck_supplier_feed"),
+    )
 
     id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     code: str = Field(sa_type=sa.String(64), unique=True)
@@ -60,7 +62,7 @@ class Supplier(SQLModel, table=True):
         default=None,
         description="Largest share of active products a full feed may retire; None: the default.",
     )
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
 class CatalogFile(SQLModel, table=True):
@@ -68,16 +70,16 @@ class CatalogFile(SQLModel, table=True):
 
     __tablename__ = "catalog_file"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", FILE_STATUSES), name="ck_catalog_file_status"),
-        sa.CheckConstraint(_in("source", FILE_SOURCES), name="ck_catalog_file_source"),
+        sa.CheckConstraint(in_values("status", FILE_STATUSES), name="ck_catalog_file_status"),
+        sa.CheckConstraint(in_values("source", FILE_SOURCES), name="ck_catalog_file_source"),
         # The ledger: one claiming file per supplier and content. A second one is a duplicate.
         sa.Index(
             "uq_catalog_file_content",
             "supplier_id",
             "sha256",
             unique=True,
-            sqlite_where=sa.text(_in("status", CLAIMING_STATUSES)),
-            postgresql_where=sa.text(_in("status", CLAIMING_STATUSES)),
+            sqlite_where=sa.text(in_values("status", CLAIMING_STATUSES)),
+            postgresql_where=sa.text(in_values("status", CLAIMING_STATUSES)),
         ),
         sa.Index("ix_catalog_file_supplier_received", "supplier_id", "received_at"),
     )
@@ -88,8 +90,8 @@ class CatalogFile(SQLModel, table=True):
     source: str = Field(sa_type=sa.String(16))
     sha256: str = Field(sa_type=sa.String(64))
     size_bytes: int = Field(sa_type=sa.BigInteger)
-    received_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    finished_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    finished_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     status: str = Field(default="processing", sa_type=sa.String(24))
     rows_total: int = 0
     rows_valid: int = 0
@@ -108,7 +110,7 @@ class CatalogFile(SQLModel, table=True):
         default=None, sa_type=sa.BigInteger, foreign_key="catalog_file.id"
     )
     message: str | None = Field(default=None, sa_type=sa.Text)
-    released_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    released_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class Product(SQLModel, table=True):
@@ -125,7 +127,7 @@ class Product(SQLModel, table=True):
     __tablename__ = "product"
     __table_args__ = (
         sa.UniqueConstraint("supplier_id", "sku", name="uq_product_supplier_sku"),
-        sa.CheckConstraint(_in("status", PRODUCT_STATUSES), name="ck_product_status"),
+        sa.CheckConstraint(in_values("status", PRODUCT_STATUSES), name="ck_product_status"),
         sa.Index("ix_product_supplier_status", "supplier_id", "status"),
     )
 
@@ -148,8 +150,8 @@ class Product(SQLModel, table=True):
     image_urls: str | None = Field(default=None, sa_type=sa.Text)
     status: str = Field(default="active", sa_type=sa.String(16))
     row_hash: int | None = Field(default=None, sa_type=sa.BigInteger)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
-    changed_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    changed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     changed_by_file_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     changed_by_source: str | None = Field(default=None, sa_type=sa.String(16))
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -58,7 +59,12 @@ EXIT_CONFIG_ERROR = 3
 PROGRESS_FROM_BYTES = 5 * 1024 * 1024
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 DEMO_SUPPLIER = "acme"
-DEMO_FILES = ("acme_catalog.csv", "acme_catalog_with_errors.csv", "acme_catalog.csv")
+# (sample, the name ACME gives it on its server), in the order ACME sends them.
+DEMO_FILES = (
+    ("acme_catalog.csv", "acme_catalog.csv"),
+    ("acme_catalog_with_errors.csv", "acme_new_products.csv"),
+    ("acme_catalog.csv", "acme_catalog_resent.csv"),
+)
 
 
 @catalog_app.command("check")
@@ -287,6 +293,86 @@ def supplier_show(
         console.print(_history_table(files, title="Latest files", with_supplier=False))
 
 
+@supplier_app.command("sftp")
+def supplier_sftp(
+    code: Annotated[str, typer.Argument(help="Supplier code.")],
+    host: Annotated[str, typer.Option(help="SFTP server host name or address.")],
+    user: Annotated[str, typer.Option(help="Account to log in as.")],
+    known_hosts: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="known_hosts file pinning the server's host key (unknown hosts are refused).",
+        ),
+    ],
+    port: Annotated[int, typer.Option(help="SSH port.")] = 22,
+    password_env: Annotated[
+        str | None, typer.Option(help="Name of the environment variable holding the password.")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Private key file.")
+    ] = None,
+    passphrase_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the key's passphrase.")
+    ] = None,
+    inbox: Annotated[str, typer.Option(help="Folder where files arrive.")] = "/inbox",
+    archive: Annotated[str, typer.Option(help="Folder processed files move to.")] = "/archive",
+    errors: Annotated[str, typer.Option(help="Folder error files go to.")] = "/errors",
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Log in and list the inbox once saved.")
+    ] = False,
+) -> None:
+    """Save the supplier's SFTP server as the Prefect block supplier-CODE (secrets stay in it)."""
+    from blocks.sftp import SftpServer
+    from tasks.sftp import block_name
+
+    if (password_env is None) == (key_file is None):
+        err_console.print("[red]error:[/red] give exactly one of --password-env and --key-file")
+        raise typer.Exit(EXIT_CONFIG_ERROR)
+    with _store_errors(), session_scope() as session:
+        supplier_code = get_supplier(session, code).code
+    password = _secret_from_env(password_env)
+    passphrase = _secret_from_env(passphrase_env)
+    try:
+        server = SftpServer(
+            host=host,
+            port=port,
+            username=user,
+            password=password,
+            private_key=key_file.read_text() if key_file else None,
+            private_key_passphrase=passphrase,
+            known_hosts=known_hosts.read_text(),
+            inbox=inbox,
+            archive=archive,
+            errors=errors,
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG_ERROR) from None
+    name = block_name(supplier_code)
+    server.save(name, overwrite=True)
+    auth = "password" if password else "private key"
+    console.print(
+        f"saved block [bold]{name}[/bold]: {user}@{host}:{port} by {auth}, host key pinned; "
+        f"inbox {inbox}, archive {archive}, errors {errors}"
+    )
+    if check:
+        with server.get_client() as sftp:
+            files = sftp.list(inbox)
+        console.print(f"logged in: {len(files)} file(s) in {inbox}")
+
+
+def _secret_from_env(variable: str | None) -> str | None:
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        err_console.print(f"[red]error:[/red] environment variable {variable} is not set")
+        raise typer.Exit(EXIT_CONFIG_ERROR)
+    return value
+
+
 # --- catalog store ------------------------------------------------------------------------
 
 UPLOAD_EXIT = {
@@ -342,6 +428,98 @@ def catalog_release(
     entry = release_flow(file_id=file_id)
     print_entry(entry)
     raise typer.Exit(UPLOAD_EXIT.get(str(entry["status"]), 2))
+
+
+@catalog_app.command("ingest")
+def catalog_ingest_now(
+    suppliers: Annotated[
+        list[str], typer.Argument(help="Supplier codes, each with an SFTP block.")
+    ],
+    stable_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a file must hold still (default SUPPLYLINE_SFTP_STABLE_SECONDS)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+) -> None:
+    """Pick files up from each supplier's SFTP inbox now, through the catalog-sftp-ingest flow.
+
+    One supplier that fails (unreachable, say) never stops the others. Exit 0: every file
+    accepted (or a duplicate); 1: rows rejected or a feed held; 2: a supplier or a file failed.
+    """
+    from flows.sftp_ingest import catalog_sftp_ingest
+
+    outcomes: list[dict[str, object]] = []
+    worst = 0
+    for code in suppliers:
+        try:
+            outcome = catalog_sftp_ingest(supplier=code, stable_seconds=stable_seconds)
+        except Exception as exc:
+            outcomes.append({"supplier": code, "error": str(exc)})
+            err_console.print(f"[red]{code}: gave up:[/red] {exc}")
+            worst = 2
+            continue
+        outcomes.append(outcome)
+        files = outcome["files"]
+        assert isinstance(files, list)
+        if not as_json:
+            waiting = outcome["waiting"]
+            console.print(
+                f"[bold]{code}[/bold]: {len(files)} file(s) taken"
+                + (f"; still changing: {', '.join(waiting)}" if waiting else "")  # type: ignore[arg-type]
+            )
+            for entry in files:
+                print_entry(entry)
+        worst = max([worst, *(UPLOAD_EXIT.get(str(e["status"]), 2) for e in files)])
+    if as_json:
+        _print_json(outcomes)
+    raise typer.Exit(worst)
+
+
+@catalog_app.command("pickups")
+def catalog_pickups(
+    supplier: Annotated[str, typer.Option(help="Supplier code.")],
+    files: Annotated[
+        bool, typer.Option("--files", help="The SFTP ledger's files instead.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The supplier's SFTP pickup runs (or, with --files, what became of each remote file)."""
+    from tasks.sftp import pickups, remote_files
+
+    with _store_errors(), session_scope() as session:
+        found = get_supplier(session, supplier)
+        rows = remote_files(session, found, limit) if files else pickups(session, found, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    if files:
+        table = Table("id", "file", "state", "bytes", "catalog file", "archived as", "note")
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                str(r["name"]),
+                str(r["state"]),
+                f"{r['size_bytes']:,}",
+                f"#{r['catalog_file_id']}" if r["catalog_file_id"] else "",
+                str(r["archived_path"] or ""),
+                str(r["message"] or ""),
+            )
+    else:
+        table = Table("id", "status", "started (UTC)", "listed", "taken", "waiting", "note")
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                str(r["status"]),
+                str(r["started_at"])[:16].replace("T", " "),
+                str(r["files_listed"]),
+                str(r["files_taken"]),
+                str(r["files_waiting"]),
+                str(r["message"] or ""),
+            )
+    console.print(table)
 
 
 @catalog_app.command("history")
@@ -485,44 +663,73 @@ def _store_errors():
 
 @app.command()
 def demo() -> None:
-    """Run the main job on embedded defaults: a supplier sends its catalog files.
+    """Run the main job on embedded defaults: a supplier sends its catalog files over SFTP.
 
-    SQLite in SUPPLYLINE_HOME (a temporary folder unless it is set), Prefect's ephemeral API.
+    SQLite in SUPPLYLINE_HOME (a temporary folder unless it is set), an SFTP server on
+    loopback, Prefect's ephemeral API.
     """
     home = os.environ.get("SUPPLYLINE_HOME") or tempfile.mkdtemp(prefix="supplyline-demo-")
     os.environ["SUPPLYLINE_HOME"] = home
     get_settings.cache_clear()
-    from flows.catalog_ingest import catalog_ingest
+    from blocks.sftp import SftpServer
+    from flows.sftp_ingest import catalog_sftp_ingest
+    from sandbox.sftp_server import EmbeddedSftpServer
+    from tasks.sftp import block_name
 
-    console.rule("[bold]Supplyline demo: supplier ACME sends its catalog")
+    console.rule("[bold]Supplyline demo: supplier ACME sends its catalog over SFTP")
     console.print(f"SUPPLYLINE_HOME: {home}")
-    console.print(f"database: {get_settings().resolved_database_url}\n")
+    console.print(f"database: {get_settings().resolved_database_url}")
     with session_scope() as session:
         supplier = get_supplier_or_none(session, DEMO_SUPPLIER)
         if supplier is None:
             add_supplier(session, DEMO_SUPPLIER, "ACME Tools", mapping="acme", feed_mode="delta")
-    console.print(
-        "Supplier [bold]acme[/bold] (ACME Tools): mapping acme, delta feed. It sends its "
-        "catalog, then new products with mistakes in them, then its catalog again.\n"
-    )
-    files = [SAMPLES_DIR / name for name in DEMO_FILES]
-    entries = catalog_ingest(supplier=DEMO_SUPPLIER, files=files, source="manual")
-    console.print()
-    for entry in entries:
-        print_entry(entry)
+    root = Path(tempfile.mkdtemp(prefix="acme-sftp-", dir=home))
+    with EmbeddedSftpServer(root, username="acme") as server:
+        SftpServer(
+            host="127.0.0.1",
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            known_hosts=server.known_hosts,
+        ).save(block_name(DEMO_SUPPLIER), overwrite=True)
+        console.print(
+            f"ACME's SFTP server: sftp://acme@127.0.0.1:{server.port} (folder {root}), its "
+            f"host key pinned in the block {block_name(DEMO_SUPPLIER)}.\n"
+            "Supplier [bold]acme[/bold] (ACME Tools): mapping acme, delta feed. It drops its "
+            "catalog, then new products with mistakes in them, then its catalog again.\n"
+        )
+        inbox = server.folder("inbox")
+        sent = time.time() - 120
+        for offset, (sample, name) in enumerate(DEMO_FILES):
+            shutil.copyfile(SAMPLES_DIR / sample, inbox / name)
+            os.utime(inbox / name, (sent + offset, sent + offset))
+        outcome = catalog_sftp_ingest(supplier=DEMO_SUPPLIER, stable_seconds=1)
+        console.print()
+        entries = outcome["files"]
+        assert isinstance(entries, list)
+        for entry in entries:
+            print_entry(entry)
+        console.print("\nOn ACME's server now:")
+        for folder in ("inbox", "errors", "archive"):
+            names = sorted(p.name for p in server.folder(folder).iterdir())
+            console.print(f"  /{folder}: {', '.join(names) or '(empty)'}")
     with session_scope() as session:
         summary = summarise_supplier(session, get_supplier(session, DEMO_SUPPLIER))
     counts = ", ".join(f"{n} {s}" for s, n in summary.products_by_status.items())
     console.print(f"\nACME's catalog now holds: {counts}.")
     console.print(
-        "Open an error file in a spreadsheet: each rejected row says what to fix. Fix the rows "
-        "and send the file back as it is: the _row and _errors columns are ignored."
+        "ACME finds its error file in /errors: open it in a spreadsheet, each rejected row says "
+        "what to fix. Fix the rows and send the file back as it is: the _row and _errors "
+        "columns are ignored."
     )
     console.print(
         "Look further: supplyline catalog history --supplier acme, "
+        "supplyline catalog pickups --supplier acme --files, "
         "supplyline catalog products --supplier acme (with SUPPLYLINE_HOME set as above)."
     )
-    if any(e["status"] in ("failed", "rejected") for e in entries):
+    if len(entries) != len(DEMO_FILES) or any(
+        e["status"] in ("failed", "rejected") for e in entries
+    ):
         raise typer.Exit(2)
 
 

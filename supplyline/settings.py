@@ -55,6 +55,23 @@ class Settings(BaseSettings):
         ),
     )
 
+    sftp_stable_seconds: float = Field(
+        default=30,
+        ge=0,
+        description=(
+            "An SFTP file is taken once its size and mtime held still this long (or when a "
+            "<name>.done / <name>.ok marker is there)."
+        ),
+    )
+    sftp_retries: int = Field(
+        default=4, ge=0, description="Retries of an SFTP listing, download or upload that failed."
+    )
+    sftp_retry_delay_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="First delay between SFTP retries; each next one is twice as long (+ jitter).",
+    )
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()
@@ -66,6 +83,11 @@ class Settings(BaseSettings):
     @property
     def archive_dir(self) -> Path:
         return self.home_dir / "archive"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """Where files downloaded from SFTP wait until they are claimed."""
+        return self.home_dir / "incoming"
 
     @property
     def resolved_database_url(self) -> str:

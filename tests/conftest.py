@@ -90,3 +90,19 @@ def database(
     engine_for.cache_clear()
     if name:
         _postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- SFTP ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[object]:
+    """A real OpenSSH sshd on a loopback port, for the whole session."""
+    from sandbox.openssh import OpenSshServer, OpenSshUnavailable
+
+    try:
+        server = OpenSshServer()
+    except OpenSshUnavailable as exc:
+        pytest.skip(f"no OpenSSH server for the SFTP tests: {exc}")
+    with server:
+        yield server

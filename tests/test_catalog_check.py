@@ -254,12 +254,17 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())
-    assert "#1 acme_catalog.csv (manual): accepted" in out
-    assert "#2 acme_catalog_with_errors.csv (manual): partially accepted" in out
-    assert "#3 acme_catalog.csv (manual): duplicate same content as file #1" in out
-    error_file = (
-        tmp_path / "demo-home" / "errors" / "acme" / "2-acme_catalog_with_errors.errors.csv"
-    )
+    assert "#1 acme_catalog.csv (sftp): accepted" in out
+    assert "#2 acme_new_products.csv (sftp): partially accepted" in out
+    assert "#3 acme_catalog_resent.csv (sftp): duplicate same content as file #1" in out
+    error_file = tmp_path / "demo-home" / "errors" / "acme" / "2-acme_new_products.errors.csv"
     assert str(error_file) in out
     assert len(read_error_file(error_file)) == 8
+    # What ACME finds on its SFTP server: the inbox emptied, its error file, its files archived.
+    [server_root] = (tmp_path / "demo-home").glob("acme-sftp-*")
+    assert list((server_root / "inbox").iterdir()) == []
+    [returned] = (server_root / "errors").glob("*.errors.csv")
+    assert returned.name.startswith("acme_new_products.")
+    assert len(read_error_file(returned)) == 8
+    assert len(list((server_root / "archive").iterdir())) == 3
     assert (tmp_path / "demo-home" / "supplyline.db").is_file()

@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 
 import yaml
+from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.flows import Flow, load_flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_entrypoint_loads_and_parameters_match() -> None:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert config["deployments"]
+    PrefectYamlModel.model_validate(config)  # what `prefect deploy` reads it as
     for deployment in config["deployments"]:
         path, name = deployment["entrypoint"].split(":")
         loaded = load_flow_from_entrypoint(f"{ROOT / path}:{name}")
@@ -21,3 +23,18 @@ def test_every_entrypoint_loads_and_parameters_match() -> None:
         accepted = set(inspect.signature(loaded.fn).parameters)
         assert set(deployment.get("parameters", {})) <= accepted, deployment["name"]
         assert deployment["work_pool"]["name"] == "supplyline"
+
+
+def test_sftp_pickups_are_scheduled_one_run_per_supplier_at_a_time() -> None:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    pickups = [
+        d for d in config["deployments"] if d["entrypoint"].startswith("flows/sftp_ingest.py")
+    ]
+    assert pickups
+    for deployment in pickups:
+        code = deployment["parameters"]["supplier"]
+        assert deployment["name"] == f"catalog-sftp-{code}"
+        assert f"supplier:{code}" in deployment["tags"]
+        assert deployment["concurrency_limit"]["limit"] == 1
+        [schedule] = deployment["schedules"]
+        assert schedule["timezone"] and ("interval" in schedule or "cron" in schedule)
