@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import models.catalog  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Importing the models registers their tables on SQLModel.metadata.
+import models.catalog
+import models.relationships  # noqa: F401
 from models.db import normalise_url
 
 target_metadata = SQLModel.metadata
