@@ -58,7 +58,7 @@ def set_supplier_ordering(
     actor: str,
 ) -> SupplierOrdering:
     """Change what is given. A new terms URL does not void acceptances already recorded."""
-    supplier = _supplier(session, supplier_code)
+    supplier = supplier_by_code(session, supplier_code)
     if ordering_mode is not None and ordering_mode not in ORDERING_MODES:
         raise RelationshipError(
             f"ordering {ordering_mode!r} is not one of: {', '.join(ORDERING_MODES)}"
@@ -121,7 +121,7 @@ def request_connection(
     URL and the time are recorded on the connection.
     """
     retailer = get_retailer(session, retailer_code)
-    supplier = _supplier(session, supplier_code)
+    supplier = supplier_by_code(session, supplier_code)
     ordering = ordering_of(session, supplier)
     _check_terms(supplier, ordering, accept_terms)
     live = _live_connection(session, retailer, supplier)
@@ -365,7 +365,7 @@ def find_connection(session: Session, reference: str) -> RetailerConnection:
             f"{reference!r} is not a connection: give its id or RETAILER/SUPPLIER"
         )
     retailer = get_retailer(session, retailer_code)
-    supplier = _supplier(session, supplier_code)
+    supplier = supplier_by_code(session, supplier_code)
     connection = session.exec(
         select(RetailerConnection)
         .where(
@@ -399,7 +399,7 @@ def list_connections(
         retailer = get_retailer(session, retailer_code)
         query = query.where(RetailerConnection.retailer_id == retailer.id)
     if supplier_code:
-        supplier = _supplier(session, supplier_code)
+        supplier = supplier_by_code(session, supplier_code)
         query = query.where(RetailerConnection.supplier_id == supplier.id)
     if status:
         query = query.where(RetailerConnection.status == status)
@@ -415,7 +415,8 @@ def view_connection(session: Session, connection: RetailerConnection) -> Connect
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _supplier(session: Session, code: str) -> Supplier:
+def supplier_by_code(session: Session, code: str) -> Supplier:
+    """The supplier, or a RelationshipError that says how to add it."""
     try:
         return get_supplier(session, code)
     except SupplierError as exc:
