@@ -8,6 +8,7 @@ the status changed and is refused with the reason. Nothing is overwritten unseen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
@@ -200,7 +201,7 @@ def _change_status(
     verb: str,
     from_statuses: tuple[str, ...],
     to_status: str,
-    values: dict[str, Any],
+    values: dict[str, datetime],
     actor: str,
 ) -> RetailerConnection:
     # One conditional UPDATE per possible current status: the first that matches wins, so the
@@ -223,7 +224,7 @@ def _change_status(
                 entity_type="connection",
                 entity_id=connection_id,
                 before={"status": from_status},
-                after={"status": to_status} | snapshot(connection, include=set(values)),
+                after={"status": to_status} | {k: v.isoformat() for k, v in values.items()},
             )
             return connection
     connection = reload_connection(session, connection_id)
