@@ -20,7 +20,7 @@ from rich.table import Table
 
 from models.db import session_scope
 from supplyline.errors import RelationshipError
-from tasks.audit import audit_trail, default_actor
+from tasks.audit import audit_trail, default_actor, snapshot
 from tasks.connections import (
     DISCONNECT_CONFIRMATION,
     ConnectionStateError,
@@ -167,8 +167,8 @@ def supplier_settings(
             )
         else:
             rules = ordering_of(session, supplier_by_code(session, code))
-        shown = {"supplier": supplier_by_code(session, code).code} | rules.model_dump(
-            mode="json", exclude={"supplier_id"}
+        shown = {"supplier": supplier_by_code(session, code).code} | snapshot(
+            rules, exclude={"supplier_id"}
         )
     if as_json:
         _print_json(shown)
@@ -215,7 +215,7 @@ def retailer_add(
 def retailer_list(as_json: JsonOption = False) -> None:
     """Every retailer."""
     with session_scope() as session:
-        rows = [r.model_dump(mode="json", exclude={"id"}) for r in list_retailers(session)]
+        rows = [snapshot(r, exclude={"id"}) for r in list_retailers(session)]
     if as_json:
         _print_json(rows)
         return
@@ -234,7 +234,7 @@ def retailer_show(
     """A retailer with its connections, connectors and credentials."""
     with _refusals(), session_scope() as session:
         retailer = get_retailer(session, code)
-        shown = retailer.model_dump(mode="json", exclude={"id"}) | {
+        shown = snapshot(retailer, exclude={"id"}) | {
             "connections": [
                 v.as_dict() for v in list_connections(session, retailer_code=retailer.code)
             ],
@@ -325,7 +325,7 @@ def connection_show(connection: ConnectionArgument, as_json: JsonOption = False)
         found = find_connection(session, connection)
         shown = view_connection(session, found).as_dict() | {
             "funds_movements": [
-                m.model_dump(mode="json", exclude={"id", "connection_id"})
+                snapshot(m, exclude={"id", "connection_id"})
                 for m in funds_movements(session, found.id)  # type: ignore[arg-type]
             ]
         }
@@ -788,9 +788,7 @@ def audit(
 ) -> None:
     """The audit trail, newest first: when, who, what, before and after."""
     with session_scope() as session:
-        rows = [
-            e.model_dump(mode="json") for e in audit_trail(session, limit=limit, entity_type=entity)
-        ]
+        rows = [snapshot(e) for e in audit_trail(session, limit=limit, entity_type=entity)]
     if as_json:
         _print_json(rows)
         return

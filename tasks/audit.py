@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel import Session, SQLModel, select
 
+from models.db import as_utc
 from models.relationships import AuditEvent
 from supplyline.settings import get_settings
 
@@ -41,8 +44,22 @@ def without_secrets(value: Any) -> Any:
 def snapshot(
     row: SQLModel, *, include: set[str] | None = None, exclude: set[str] | None = None
 ) -> dict[str, Any]:
-    """A row as JSON-ready values, for the ``before`` and ``after`` of an event."""
-    return without_secrets(row.model_dump(mode="json", include=include, exclude=exclude))
+    """A row as JSON-ready values (times in UTC with their zone, money as exact text), for
+    the ``before`` and ``after`` of an event and for ``--json`` output; never a secret."""
+    return without_secrets(
+        {
+            name: _json_ready(value)
+            for name, value in row.model_dump(include=include, exclude=exclude).items()
+        }
+    )
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()  # type: ignore[union-attr]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def record_event(

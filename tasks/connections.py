@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from models.catalog import Supplier, utcnow
 from models.relationships import (
+    FUNDS_SOURCES,
     LIVE_CONNECTION_STATUSES,
     ORDER_CONNECTOR_TYPES,
     ORDERING_MODES,
@@ -135,7 +136,7 @@ def request_connection(
         supplier_id=supplier.id,
         status="active" if instant else "pending",
         account_ref=account_ref,
-        terms_url_accepted=accept_terms if ordering.terms_url else None,
+        terms_url_accepted=accept_terms,
         terms_accepted_at=now if ordering.terms_url else None,
         requested_at=now,
         decided_at=now if instant else None,
@@ -254,6 +255,10 @@ def update_connection_settings(
     ``funds`` sets the available funds (ACH) or the credit limit left (line of credit), as the
     operator or the supplier reports it; purchases then take from it.
     """
+    if funds_source not in FUNDS_SOURCES:
+        raise RelationshipError(
+            f"funds source {funds_source!r} is not one of: {', '.join(FUNDS_SOURCES)}"
+        )
     if payment_method is not None and payment_method not in PAYMENT_METHODS:
         raise RelationshipError(
             f"payment method {payment_method!r} is not one of: {', '.join(PAYMENT_METHODS)}"
@@ -338,8 +343,7 @@ class ConnectionView:
     supplier_code: str
 
     def as_dict(self) -> dict[str, Any]:
-        data = self.connection.model_dump(mode="json")
-        funds = self.connection.available_funds
+        data = snapshot(self.connection)
         return {
             "id": data.pop("id"),
             "retailer": self.retailer_code,
@@ -347,7 +351,6 @@ class ConnectionView:
             "status": data.pop("status"),
             "linked_account": data.pop("account_ref"),
             **data,
-            "available_funds": None if funds is None else f"{funds:.2f}",
             "can_send_new_po": can_send_new_po(self.connection),
         }
 

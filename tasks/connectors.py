@@ -163,9 +163,7 @@ def describe_connector(session: Session, connector: RetailerConnector) -> dict[s
         "api_keys": list(api_keys),
         "endpoints": endpoints(connector),
         **connector.settings,
-        "created_at": connector.created_at.isoformat(),
-        "removed_at": connector.removed_at.isoformat() if connector.removed_at else None,
-    }
+    } | snapshot(connector, include={"created_at", "removed_at"})
 
 
 def _new_code(session: Session, retailer: Retailer, connector_type: str) -> str:

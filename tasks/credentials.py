@@ -225,7 +225,7 @@ class CredentialView:
     next_expiry: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        data = self.credential.model_dump(mode="json", include=LISTED_FIELDS)
+        data = snapshot(self.credential, include=LISTED_FIELDS)
         return data | {
             "owner": self.owner,
             "status": "revoked" if self.credential.revoked_at else "active",
