@@ -145,6 +145,14 @@ def test_terms_must_be_accepted_exactly_and_are_recorded() -> None:
     kept = current(connection.id)
     assert (kept.status, kept.terms_url_accepted) == ("active", TERMS)
 
+    with session_scope() as session:  # reconnecting is a new request, under today's terms
+        disconnect_connection(session, connection.id, confirmation="DISCONNECT", actor=ACTOR)
+    with pytest.raises(RelationshipError, match="terms-v2"):
+        connect(accept_terms=TERMS)
+    again = connect(accept_terms="https://acme.example/terms-v2")
+    assert (again.id, again.terms_url_accepted) != (connection.id, TERMS)
+    assert current(connection.id).terms_url_accepted == TERMS
+
 
 @pytest.mark.usefixtures("parties")
 def test_no_terms_to_accept() -> None:
