@@ -207,8 +207,9 @@ def _why_not(connection: RetailerConnection, total: Decimal) -> str:
 
 
 def _already_purchased(session: Session, connection_id: int, reference: str) -> Purchased:
-    purchase = _movement(session, connection_id, reference, "purchase")
+    # The insert also fails for a connection that does not exist: say so, not "purchased".
     remaining = reload_connection(session, connection_id).available_funds or Decimal("0.00")
+    purchase = _movement(session, connection_id, reference, "purchase")
     return Purchased(connection_id, reference, purchase.amount, remaining)
 
 

@@ -323,6 +323,17 @@ def test_auto_purchase_takes_from_the_funds_and_cancellation_gives_back() -> Non
 
 
 @pytest.mark.usefixtures("parties")
+def test_a_purchase_needs_a_real_connection_and_a_positive_total() -> None:
+    connection_id = purchasing("10.00")
+    with pytest.raises(RelationshipError, match="no connection #999"), session_scope() as session:
+        decide_purchase(session, 999, "1.00", reference="PO-1")
+    for bad in ("0", "-5", "1.234", "ten"):
+        with pytest.raises(RelationshipError), session_scope() as session:
+            decide_purchase(session, connection_id, bad, reference="PO-1")
+    assert current(connection_id).available_funds == Decimal("10.00")
+
+
+@pytest.mark.usefixtures("parties")
 def test_funds_never_go_negative() -> None:
     connection_id = purchasing("50.00")
     with session_scope() as session:
