@@ -404,9 +404,9 @@ def connection_disconnect(
         with session_scope() as session:
             disconnect_connection(
                 session,
-                found.id,
+                found.id,  # type: ignore[arg-type]
                 confirmation=confirm,
-                actor=_actor(actor),  # type: ignore[arg-type]
+                actor=_actor(actor),
             )
     console.print(f"connection #{found.id}: disconnected")
 

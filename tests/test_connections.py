@@ -415,10 +415,12 @@ def test_two_purchases_at_once_that_exceed_the_funds_one_waits() -> None:
         outcomes.append(outcome)
 
     threads = [threading.Thread(target=purchase, args=(f"PO-{n}",)) for n in (1, 2)]
+    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    assert time.monotonic() - started >= 0.55, "the second purchase did not wait for the first"
     assert sorted(type(o).__name__ for o in outcomes) == ["AwaitingPurchase", "Purchased"]
     waiting = next(o for o in outcomes if isinstance(o, AwaitingPurchase))
     assert "available funds 30.00 do not cover the PO total 70.00" in waiting.reason
