@@ -20,6 +20,7 @@ from rich.table import Table
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from data_contracts.suite import compile_contract
 from models.db import current_revision, engine_for, ensure_schema, session_scope
+from supplyline.cli_relationships import register_relationship_commands
 from supplyline.settings import get_settings
 from tasks.check import CheckOutcome, check_catalog_file
 from tasks.history import history, history_entry
@@ -45,7 +46,9 @@ catalog_app = typer.Typer(
 contract_app = typer.Typer(
     help="Data contracts: list them and the rules they hold.", no_args_is_help=True
 )
-supplier_app = typer.Typer(help="Suppliers: add, list, show.", no_args_is_help=True)
+supplier_app = typer.Typer(
+    help="Suppliers: add, list, show, ordering settings.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Supplyline's database.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(contract_app, name="contract")
@@ -732,6 +735,8 @@ def demo() -> None:
     ):
         raise typer.Exit(2)
 
+
+register_relationship_commands(app, supplier_app)
 
 if __name__ == "__main__":
     app()

@@ -14,3 +14,10 @@ class FileRejected(Exception):
         super().__init__(message)
         self.message = message
         self.row = row
+
+
+class RelationshipError(ValueError):
+    """A change to retailers, connections, credentials, connectors or lookups that is refused.
+
+    The message says what is wrong and what to do instead; nothing was changed.
+    """

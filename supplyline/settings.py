@@ -54,6 +54,14 @@ class Settings(BaseSettings):
             "the same content may then be ingested again."
         ),
     )
+    api_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Where the order intake API is served: the base of connectors' endpoint URLs.",
+    )
+    actor: str | None = Field(
+        default=None,
+        description="Who the audit trail names for changes made here (default: the OS user).",
+    )
 
     sftp_stable_seconds: float = Field(
         default=30,

@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+# Importing the models registers their tables on SQLModel.metadata.
 import models.catalog
+import models.relationships
 import models.sftp  # noqa: F401
 from models.db import normalise_url
 

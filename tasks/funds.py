@@ -1,0 +1,232 @@
+"""The purchase decision and the funds ledger of a connection.
+
+Funds are reserved by one conditional UPDATE (``… WHERE available_funds >= amount``), so two
+purchases at once that together exceed the funds cannot both pass: on PostgreSQL the second
+waits for the first's row lock and re-checks, on SQLite writers take turns. Amounts are
+``Decimal``; the SQL rounds every result to cents so SQLite's doubles stay exact.
+
+Each PO reference is purchased at most once and released at most once (a unique key on the
+ledger), so a retried purchase or cancellation never moves funds twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from models.catalog import utcnow
+from models.relationships import (
+    UNATTENDED_PAYMENT_METHODS,
+    FundsMovement,
+    RetailerConnection,
+)
+from supplyline.errors import RelationshipError
+from tasks.audit import record_event
+from tasks.connections import parse_money, reload_connection
+
+CENTS = 2
+
+
+@dataclass(frozen=True)
+class Purchased:
+    """The PO was purchased automatically; ``amount`` was taken from the connection's funds."""
+
+    connection_id: int
+    reference: str
+    amount: Decimal
+    available_funds: Decimal
+
+
+@dataclass(frozen=True)
+class AwaitingPurchase:
+    """The PO waits for a manual purchase; ``reason`` names the rule that stopped it."""
+
+    connection_id: int
+    reference: str
+    reason: str
+
+
+def decide_purchase(
+    session: Session,
+    connection_id: int,
+    amount: Decimal | str,
+    *,
+    reference: str,
+    actor: str = "order-sync",
+) -> Purchased | AwaitingPurchase:
+    """Purchase a sent PO automatically if the connection's rules allow it, else say why not.
+
+    Auto purchase must be on, the payment method ACH or line of credit, and the available
+    funds (or remaining credit) must cover ``amount``, which is then reserved. The caller's
+    transaction holds the reservation: commit it with the PO's state. Call it as the first
+    write of its transaction (on SQLite a transaction that read first cannot wait for a lock).
+    """
+    total = parse_money(amount, what="the PO total")
+    if total == 0:
+        raise RelationshipError(f"PO {reference}: a purchase needs a total above 0")
+    savepoint = session.begin_nested()
+    try:
+        session.add(
+            FundsMovement(
+                connection_id=connection_id, reference=reference, kind="purchase", amount=total
+            )
+        )
+        session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        return _already_purchased(session, connection_id, reference)
+    covered = session.execute(
+        sa.update(RetailerConnection)
+        .where(
+            RetailerConnection.id == connection_id,  # type: ignore[arg-type]
+            RetailerConnection.status == "active",  # type: ignore[arg-type]
+            RetailerConnection.auto_purchase.is_(True),  # type: ignore[attr-defined]
+            RetailerConnection.payment_method.in_(UNATTENDED_PAYMENT_METHODS),  # type: ignore[union-attr]
+            RetailerConnection.available_funds >= total,  # type: ignore[operator]
+        )
+        .values(
+            available_funds=sa.func.round(RetailerConnection.available_funds - total, CENTS),
+            funds_updated_at=utcnow(),
+        )
+    )
+    if covered.rowcount != 1:  # type: ignore[attr-defined]
+        savepoint.rollback()
+        return AwaitingPurchase(
+            connection_id, reference, _why_not(reload_connection(session, connection_id), total)
+        )
+    savepoint.commit()
+    connection = reload_connection(session, connection_id)
+    remaining = connection.available_funds or Decimal("0.00")
+    record_event(
+        session,
+        actor=actor,
+        action="funds.purchase",
+        entity_type="connection",
+        entity_id=connection_id,
+        before={"available_funds": f"{remaining + total:.2f}"},
+        after={"available_funds": f"{remaining:.2f}", "reference": reference},
+    )
+    return Purchased(connection_id, reference, total, remaining)
+
+
+def release_funds(
+    session: Session, connection_id: int, *, reference: str, actor: str = "order-sync"
+) -> Decimal:
+    """Give back what PO ``reference`` took, when it is cancelled; returns the amount (0 when
+    it was never purchased automatically or was released already). Works after a disconnect:
+    POs already sent still get their cancellations."""
+    savepoint = session.begin_nested()
+    try:
+        released = session.execute(
+            sa.insert(FundsMovement)
+            .from_select(
+                ["connection_id", "reference", "kind", "amount", "created_at"],
+                sa.select(
+                    FundsMovement.connection_id,
+                    FundsMovement.reference,
+                    sa.literal("release"),
+                    FundsMovement.amount,
+                    sa.literal(utcnow(), sa.DateTime(timezone=True)),
+                ).where(
+                    FundsMovement.connection_id == connection_id,
+                    FundsMovement.reference == reference,
+                    FundsMovement.kind == "purchase",
+                ),
+            )
+            .returning(FundsMovement.amount)
+        ).scalar_one_or_none()
+    except IntegrityError:
+        savepoint.rollback()
+        return Decimal("0.00")
+    savepoint.commit()
+    if released is None:
+        return Decimal("0.00")
+    session.execute(
+        sa.update(RetailerConnection)
+        .where(RetailerConnection.id == connection_id)  # type: ignore[arg-type]
+        .values(
+            available_funds=sa.func.round(
+                sa.func.coalesce(RetailerConnection.available_funds, 0) + released, CENTS
+            ),
+            funds_updated_at=utcnow(),
+        )
+    )
+    remaining = reload_connection(session, connection_id).available_funds or Decimal("0.00")
+    record_event(
+        session,
+        actor=actor,
+        action="funds.release",
+        entity_type="connection",
+        entity_id=connection_id,
+        before={"available_funds": f"{remaining - released:.2f}"},
+        after={"available_funds": f"{remaining:.2f}", "reference": reference},
+    )
+    return released
+
+
+def funds_movements(session: Session, connection_id: int) -> list[FundsMovement]:
+    return list(
+        session.exec(
+            select(FundsMovement)
+            .where(FundsMovement.connection_id == connection_id)
+            .order_by(FundsMovement.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def _why_not(connection: RetailerConnection, total: Decimal) -> str:
+    """The first rule that keeps the PO from an automatic purchase."""
+    manual = "the PO waits for a manual purchase"
+    if connection.status != "active":
+        return f"connection #{connection.id} is {connection.status}: {manual}"
+    if not connection.auto_purchase:
+        return f"auto purchase is off for connection #{connection.id}: {manual}"
+    if connection.payment_method is None:
+        return f"connection #{connection.id} has no payment method: {manual}"
+    if connection.payment_method not in UNATTENDED_PAYMENT_METHODS:
+        return (
+            f"payment method {connection.payment_method} always needs a person: {manual} "
+            f"(auto purchase uses only {' or '.join(UNATTENDED_PAYMENT_METHODS)})"
+        )
+    funds_name = (
+        "remaining credit" if connection.payment_method == "line_of_credit" else "available funds"
+    )
+    if connection.available_funds is None:
+        return (
+            f"connection #{connection.id} has no {funds_name} set: {manual} (set them with "
+            f"supplyline connection settings {connection.id} --funds AMOUNT)"
+        )
+    return (
+        f"the {funds_name} {connection.available_funds:.2f} do not cover the PO total "
+        f"{total:.2f}: {manual}"
+    )
+
+
+def _already_purchased(session: Session, connection_id: int, reference: str) -> Purchased:
+    # The insert also fails for a connection that does not exist: say so, not "purchased".
+    remaining = reload_connection(session, connection_id).available_funds or Decimal("0.00")
+    purchase = _movement(session, connection_id, reference, "purchase")
+    return Purchased(connection_id, reference, purchase.amount, remaining)
+
+
+def _movement(session: Session, connection_id: int, reference: str, kind: str) -> FundsMovement:
+    movement = _movement_or_none(session, connection_id, reference, kind)
+    if movement is None:
+        raise RelationshipError(f"no {kind} of PO {reference} on connection #{connection_id}")
+    return movement
+
+
+def _movement_or_none(
+    session: Session, connection_id: int, reference: str, kind: str
+) -> FundsMovement | None:
+    return session.exec(
+        select(FundsMovement).where(
+            FundsMovement.connection_id == connection_id,
+            FundsMovement.reference == reference,
+            FundsMovement.kind == kind,
+        )
+    ).first()
