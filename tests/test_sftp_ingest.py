@@ -370,3 +370,26 @@ def test_archive_names_keep_the_file_type_last() -> None:
     assert stamped("catalog.csv.gz", "S") == "catalog.S.csv.gz"
     assert stamped("v1.2 catalog.xlsx", "S") == "v1.2 catalog.S.xlsx"
     assert stamped("README", "S") == "README.S"
+
+
+@sqlite_only
+def test_a_failed_move_stops_reprocessing_and_the_next_run_archives(sshd: OpenSshServer) -> None:
+    acme = Supplier(sshd, "acme")
+    acme.drop("catalog.csv", catalog_rows(["V-1"]))
+    acme.archive.chmod(0o555)  # the SFTP account may not write there
+    os.chown(acme.archive, 0, 0)
+    [entry] = acme.ingest()["files"]  # type: ignore[misc]
+    assert entry["status"] == "accepted" and entry["remote"] is None
+    assert ledger() == {"catalog.csv": "processed"}
+    with session_scope() as session:
+        [row] = session.exec(select(RemoteFile)).all()
+        assert "will not be processed again" in (row.message or "")
+
+    assert acme.ingest()["files"] == []  # still in the inbox, not loaded again
+    assert len(files_by_status()) == 1
+    sshd.folder(acme.archive.relative_to(sshd.root).as_posix())  # writable again
+    acme.archive.chmod(0o755)
+    assert acme.ingest()["files"] == []
+    assert ledger() == {"catalog.csv": "archived"}
+    assert list(acme.inbox.iterdir()) == []
+    assert len(files_by_status()) == 1
