@@ -78,6 +78,11 @@ class Retailer(SQLModel, table=True):
         sa_type=sa.String(128),
         description="The operator's own id for this customer.",
     )
+    all_or_nothing: bool = Field(
+        default=False,
+        sa_column_kwargs={"server_default": sa.false()},
+        description="Reject a whole order when one of its lines cannot be routed.",
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 

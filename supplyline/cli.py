@@ -20,6 +20,7 @@ from rich.table import Table
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from data_contracts.suite import compile_contract
 from models.db import current_revision, engine_for, ensure_schema, session_scope
+from supplyline.cli_orders import register_order_commands
 from supplyline.cli_relationships import register_relationship_commands
 from supplyline.settings import get_settings
 from tasks.check import CheckOutcome, check_catalog_file
@@ -740,3 +741,4 @@ register_relationship_commands(app, supplier_app)
 
 if __name__ == "__main__":
     app()
+register_order_commands(app, supplier_app)

@@ -80,6 +80,23 @@ class Settings(BaseSettings):
         description="First delay between SFTP retries; each next one is twice as long (+ jitter).",
     )
 
+    po_send_lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description=(
+            "How long one run may spend sending a batch of POs to a supplier before another "
+            "run may take them over (a run never starts a request that could outlive it)."
+        ),
+    )
+    po_max_send_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Runs that may try to send a PO before it is marked failed.",
+    )
+    order_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Orders routed, or POs sent, per task run."
+    )
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()

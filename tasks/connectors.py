@@ -32,10 +32,12 @@ ENDPOINTS: dict[str, dict[str, tuple[str, str]]] = {
     "native_api": {
         "place_order": ("POST", "/v1/native/{connector}/orders"),
         "cancel_order": ("POST", "/v1/native/{connector}/orders/{order_id}/cancel"),
+        "order_status": ("GET", "/v1/native/{connector}/orders/{order_id}"),
     },
     "siteflow_api": {
         "place_order": ("POST", "/v1/siteflow/{connector}/orders"),
         "cancel_order": ("PUT", "/v1/siteflow/{connector}/orders/{source_order_id}/cancel"),
+        "order_status": ("GET", "/v1/siteflow/{connector}/orders/{source_order_id}"),
     },
 }
 SHORT_TYPE_NAMES = {"native_api": "native", "siteflow_api": "siteflow", "sftp": "sftp"}

@@ -15,7 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel, select
 
-import models.relationships  # noqa: F401  (its tables are compared with the migrations too)
+import models.orders
+import models.relationships  # noqa: F401  (their tables are compared with the migrations too)
 from data_contracts.contract import ContractError
 from models.catalog import CatalogFile, Product
 from models.db import current_revision, get_engine, head_revision, session_scope

@@ -184,6 +184,10 @@ def test_an_api_connector_gets_a_key_a_secret_and_endpoints(
             "method": "POST",
             "url": "https://hub.example/v1/native/shopco-native/orders/{order_id}/cancel",
         },
+        "order_status": {
+            "method": "GET",
+            "url": "https://hub.example/v1/native/shopco-native/orders/{order_id}",
+        },
     }
     assert shown_siteflow["endpoints"]["place_order"]["url"] == (
         "https://hub.example/v1/siteflow/shopco-siteflow/orders"

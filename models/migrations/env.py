@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 # Importing the models registers their tables on SQLModel.metadata.
 import models.catalog
+import models.orders
 import models.relationships
 import models.sftp  # noqa: F401
 from models.db import normalise_url

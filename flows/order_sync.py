@@ -1,0 +1,250 @@
+"""Flows: order sync (route received orders, send POs), and sending chosen POs now.
+
+Tasks take batches: one task run routes a batch of orders, one sends a batch of one
+supplier's POs. Exactly-once is the database's doing (tasks.po_submit), not Prefect's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from sqlmodel import select
+
+from models.catalog import Supplier, utcnow
+from models.db import session_scope
+from models.orders import PurchaseOrder
+from supplyline.settings import get_settings
+from tasks.po_connectors import ConnectorMissing, connector_settings, open_sender
+from tasks.po_submit import (
+    SendOutcome,
+    check_sendable,
+    claim,
+    due_for_auto_send,
+    mark_awaiting_manual_sync,
+    record_results,
+    release_holds,
+    send_claimed,
+)
+from tasks.routing import RoutingOutcome, route_received_orders
+
+ACTOR = "order-sync"
+
+
+def _sync_run_name() -> str:
+    return f"order-sync-{datetime.now(UTC):%Y-%m-%dT%H:%M}"
+
+
+@task(name="route-orders", cache_policy=NO_CACHE)
+def route_order_batch(batch_size: int) -> RoutingOutcome:
+    """Route one batch of received orders: POs per supplier, or the reasons lines are not."""
+    with session_scope() as session:
+        return route_received_orders(session, limit=batch_size, actor=ACTOR)
+
+
+@task(name="prepare-pos", cache_policy=NO_CACHE)
+def prepare_pos() -> dict[str, int]:
+    """Held POs whose connection is now active go on; manual-sync POs get their reason."""
+    with session_scope() as session:
+        released = release_holds(session, actor=ACTOR)
+    with session_scope() as session:
+        manual = mark_awaiting_manual_sync(session, actor=ACTOR)
+    return {"released_from_hold": released, "awaiting_manual_sync": manual}
+
+
+@task(name="send-pos", task_run_name="send-pos-{supplier_code}", cache_policy=NO_CACHE)
+def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
+    """Claim, send and record one batch of a supplier's POs (see tasks.po_submit)."""
+    logger = get_run_logger()
+    lease_seconds = get_settings().po_send_lease_seconds
+    with session_scope() as session:
+        supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
+        try:
+            settings = connector_settings(session, supplier)
+        except ConnectorMissing as exc:
+            _note_error(session, po_ids, str(exc))
+            logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
+            return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
+    try:
+        with open_sender(settings) as (send, concurrency):
+            with session_scope() as session:
+                claimed = claim(session, po_ids, lease_seconds=lease_seconds)
+            results = send_claimed(
+                claimed, send, lease_seconds=lease_seconds, concurrency=concurrency
+            )
+    except ConnectorMissing as exc:
+        with session_scope() as session:
+            _note_error(session, po_ids, str(exc))
+        logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
+        return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
+    with session_scope() as session:
+        outcome = record_results(session, results, actor=ACTOR)
+    _emit_events(supplier_code, outcome)
+    logger.info(
+        "%s: %d submitted (%d found already there), %d purchased, %d awaiting purchase, "
+        "%d rejected, %d waiting, %d failed",
+        supplier_code,
+        len(outcome.submitted),
+        outcome.found_at_supplier,
+        len(outcome.purchased),
+        len(outcome.awaiting_purchase),
+        len(outcome.rejected),
+        len(outcome.waiting),
+        len(outcome.failed),
+    )
+    return outcome
+
+
+@flow(name="order-sync", flow_run_name=_sync_run_name)
+def order_sync(batch_size: int | None = None) -> dict[str, Any]:
+    """Route every received order, then send every PO that goes out on its own."""
+    size = batch_size or get_settings().order_batch_size
+    routing = RoutingOutcome()
+    while True:
+        batch = route_order_batch(size)
+        routing.add(batch)
+        if batch.orders < size:
+            break
+    prepared = prepare_pos()
+    sending = _send_due(size)
+    summary = _summary(routing, prepared, sending)
+    _publish(summary, routing, sending)
+    return summary
+
+
+@flow(name="po-submit", flow_run_name="po-submit-{po_numbers[0]}")
+def submit_pos(po_numbers: list[str]) -> dict[str, Any]:
+    """Send chosen POs now (awaiting sync on an active connection), e.g. when auto sync is off."""
+    by_supplier: dict[str, list[int]] = {}
+    with session_scope() as session:
+        for number in po_numbers:
+            po = session.exec(
+                select(PurchaseOrder).where(PurchaseOrder.po_number == number)
+            ).first()
+            if po is None:
+                raise ValueError(f"no PO {number}: see supplyline orders list")
+            check_sendable(session, po)
+            supplier = session.get(Supplier, po.supplier_id)
+            by_supplier.setdefault(supplier.code, []).append(po.id)  # type: ignore[union-attr,arg-type]
+    sending = SendOutcome()
+    for code, ids in by_supplier.items():
+        sending.add(send_po_batch(code, ids))
+    return _summary(RoutingOutcome(), {}, sending)
+
+
+def _send_due(batch_size: int) -> SendOutcome:
+    """Send what is due, supplier by supplier, batch by batch; a PO is tried once per run."""
+    sending = SendOutcome()
+    tried: set[int] = set()
+    while True:
+        with session_scope() as session:
+            due = due_for_auto_send(session, limit=batch_size + len(tried))
+            codes = {
+                s.id: s.code
+                for s in session.exec(select(Supplier).where(Supplier.id.in_(list(due))))  # type: ignore[union-attr]
+            }
+        fresh = {sid: [i for i in ids if i not in tried] for sid, ids in due.items()}
+        fresh = {sid: ids[:batch_size] for sid, ids in fresh.items() if ids}
+        if not fresh:
+            return sending
+        for supplier_id, ids in fresh.items():
+            tried.update(ids)
+            sending.add(send_po_batch(codes[supplier_id], ids))
+
+
+def _note_error(session: Any, po_ids: list[int], message: str) -> None:
+    session.execute(
+        sa.update(PurchaseOrder)
+        .where(PurchaseOrder.id.in_(po_ids), PurchaseOrder.state == "awaiting_sync")  # type: ignore[union-attr]
+        .values(last_error=message, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _emit_events(supplier_code: str, outcome: SendOutcome) -> None:
+    """Events for automations: one per PO submitted, rejected or failed."""
+    related = [
+        {
+            "prefect.resource.id": f"supplyline.supplier.{supplier_code}",
+            "prefect.resource.role": "supplier",
+        }
+    ]
+    for event, items in (
+        ("supplyline.po.submitted", [(n, None) for n in outcome.submitted]),
+        ("supplyline.po.rejected", outcome.rejected),
+        ("supplyline.po.failed", outcome.failed),
+    ):
+        for number, reason in items:
+            emit_event(
+                event=event,
+                resource={
+                    "prefect.resource.id": f"supplyline.po.{number}",
+                    "prefect.resource.name": number,
+                },
+                related=related,
+                payload={"reason": reason} if reason else {},
+            )
+
+
+def _summary(
+    routing: RoutingOutcome, prepared: dict[str, int], sending: SendOutcome
+) -> dict[str, Any]:
+    return {
+        "orders_routed": routing.orders,
+        "orders_fully_routed": routing.routed,
+        "orders_partially_routed": routing.partially_routed,
+        "orders_rejected": routing.rejected,
+        "lines_rejected": routing.lines_rejected,
+        "pos_created": len(routing.pos_created),
+        **prepared,
+        "pos_submitted": len(sending.submitted),
+        "pos_found_at_supplier": sending.found_at_supplier,
+        "pos_purchased": len(sending.purchased),
+        "pos_awaiting_purchase": len(sending.awaiting_purchase),
+        "pos_rejected": len(sending.rejected),
+        "pos_waiting": len(sending.waiting),
+        "pos_failed": len(sending.failed),
+        "rejections": routing.rejections[:50],
+        "po_failures": [
+            f"{n}: {r}" for n, r in (sending.rejected + sending.failed + sending.waiting)[:50]
+        ],
+    }
+
+
+def _publish(summary: dict[str, Any], routing: RoutingOutcome, sending: SendOutcome) -> None:
+    """A table of POs by supplier and state, and a markdown report of the run."""
+    with session_scope() as session:
+        rows = session.execute(
+            sa.select(Supplier.code, PurchaseOrder.state, sa.func.count())
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
+            .group_by(Supplier.code, PurchaseOrder.state)
+            .order_by(Supplier.code, PurchaseOrder.state)
+        ).all()
+    create_table_artifact(
+        key="order-sync-pos",
+        table=[{"supplier": code, "state": state, "pos": count} for code, state, count in rows]
+        or [{"supplier": "(none)", "state": "", "pos": 0}],
+        description="POs by supplier and state, after this run",
+    )
+    lines = [
+        "### Order sync",
+        "",
+        "| orders in | routed | partly | rejected | POs created | submitted | purchased "
+        "| awaiting purchase | PO rejected | waiting | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {routing.orders} | {routing.routed} | {routing.partially_routed} | {routing.rejected} "
+        f"| {len(routing.pos_created)} | {len(sending.submitted)} | {len(sending.purchased)} "
+        f"| {len(sending.awaiting_purchase)} | {len(sending.rejected)} | {len(sending.waiting)} "
+        f"| {len(sending.failed)} |",
+    ]
+    problems = summary["rejections"] + summary["po_failures"]
+    if problems:
+        lines += ["", "**Problems**", ""] + [f"- {p}" for p in problems]
+    create_markdown_artifact(
+        key="order-sync-report", markdown="\n".join(lines), description="order sync run"
+    )

@@ -1,0 +1,449 @@
+"""The ``supplyline`` commands for orders and POs, the intake API, suppliers' order connectors
+and the supplier sandbox.
+
+Exit codes: 0 done; 3 refused (the message says why); 1 a sync that left POs rejected,
+waiting or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import select
+
+from models.catalog import Supplier
+from models.db import session_scope
+from models.orders import PO_STATES, PurchaseOrder, RetailOrder
+from models.relationships import Retailer
+from supplyline.errors import RelationshipError
+from tasks.audit import default_actor
+from tasks.po_states import InvalidTransition
+
+EXIT_REFUSED = 3
+
+console = Console()
+err_console = Console(stderr=True)
+
+orders_app = typer.Typer(
+    help="Orders and POs: sync, list, show, submit, purchase, cancel, retry.",
+    no_args_is_help=True,
+)
+api_app = typer.Typer(help="The order intake API.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Sandboxes standing in for partners.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ActorOption = Annotated[
+    str | None, typer.Option(help="Who acts, for the PO's history (default: SUPPLYLINE_ACTOR).")
+]
+
+
+def register_order_commands(app: typer.Typer, supplier_app: typer.Typer) -> None:
+    """Add these commands to the ``supplyline`` app (called from supplyline.cli)."""
+    app.add_typer(orders_app, name="orders")
+    app.add_typer(api_app, name="api")
+    app.add_typer(sandbox_app, name="sandbox")
+    supplier_app.command("orders")(supplier_orders)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except (RelationshipError, InvalidTransition, ValueError) as exc:
+        err_console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(EXIT_REFUSED) from exc
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _po(session: Any, number: str) -> PurchaseOrder:
+    po = session.exec(
+        select(PurchaseOrder).where(PurchaseOrder.po_number == number.strip())
+    ).first()
+    if po is None:
+        raise ValueError(f"no PO {number!r}: see supplyline orders list")
+    return po
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@orders_app.command("sync")
+def orders_sync(as_json: JsonOption = False) -> None:
+    """Route received orders and send the POs that go out on their own, now."""
+    from flows.order_sync import order_sync
+
+    summary = order_sync()
+    _print_summary(summary, as_json)
+    if summary["pos_rejected"] or summary["pos_failed"] or summary["pos_waiting"]:
+        raise typer.Exit(1)
+
+
+@orders_app.command("submit")
+def orders_submit(
+    po_numbers: Annotated[list[str], typer.Argument(help="PO numbers awaiting sync.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Send POs now: those awaiting sync on an active connection (auto sync off)."""
+    from flows.order_sync import submit_pos
+
+    with _refusals():
+        with session_scope() as session:
+            from tasks.po_submit import check_sendable
+
+            for number in po_numbers:
+                check_sendable(session, _po(session, number))
+        summary = submit_pos(po_numbers)
+    _print_summary(summary, as_json)
+    if summary["pos_submitted"] < len(po_numbers):
+        raise typer.Exit(1)
+
+
+@orders_app.command("purchase")
+def orders_purchase(
+    po_number: Annotated[str, typer.Argument(help="A PO awaiting purchase.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record that a person purchased a PO (e.g. by credit card)."""
+    from tasks.orders import po_view
+    from tasks.po_submit import manual_purchase
+
+    with _refusals(), session_scope() as session:
+        po = _po(session, po_number)
+        if po.state != "awaiting_purchase":
+            raise ValueError(
+                f"PO {po.po_number} is {po.state}: only a PO awaiting purchase can be purchased"
+            )
+        po = manual_purchase(session, po, actor=actor or default_actor())
+        shown = po_view(po, session.get(Supplier, po.supplier_id).code)  # type: ignore[union-attr]
+    _show_po(shown, as_json)
+
+
+@orders_app.command("retry")
+def orders_retry(
+    po_number: Annotated[str, typer.Argument(help="A failed PO.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a failed PO another round of sends (it is looked up at the supplier first)."""
+    from tasks.orders import po_view
+    from tasks.po_states import move_pos
+
+    with _refusals(), session_scope() as session:
+        po = _po(session, po_number)
+        if po.state != "failed":
+            raise ValueError(f"PO {po.po_number} is {po.state}: only a failed PO can be retried")
+        move_pos(
+            session,
+            [(po.id, "failed")],  # type: ignore[list-item]
+            "awaiting_sync",
+            actor=actor or default_actor(),
+            reason=None,
+            # One attempt stays counted: the next send looks the PO up before sending.
+            values={"send_attempts": 1, "last_error": None, "reason": None},
+        )
+        session.refresh(po)
+        shown = po_view(po, session.get(Supplier, po.supplier_id).code)  # type: ignore[union-attr]
+    _show_po(shown, as_json)
+
+
+@orders_app.command("cancel")
+def orders_cancel(
+    order: Annotated[str, typer.Argument(help="Supplyline's order id, or RETAILER:ORDER_ID.")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel an order for its retailer: unsent POs at once, sent ones at the supplier."""
+    from tasks.orders import cancel_order, order_by_reference, order_view
+
+    with _refusals(), session_scope() as session:
+        found = order_by_reference(session, order)
+        cancel_order(session, found, actor=actor or default_actor())
+        shown = order_view(session, found)
+    _show_order(shown, as_json)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@orders_app.command("list")
+def orders_list(
+    retailer: Annotated[str | None, typer.Option(help="Only this retailer's orders.")] = None,
+    supplier: Annotated[str | None, typer.Option(help="Only POs to this supplier.")] = None,
+    state: Annotated[
+        str | None, typer.Option(help=f"Only POs in this state: {', '.join(PO_STATES)}.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """POs, newest first, with their order and state."""
+    with _refusals(), session_scope() as session:
+        if state is not None and state not in PO_STATES:
+            raise ValueError(f"state {state!r} is not one of: {', '.join(PO_STATES)}")
+        query = (
+            sa.select(PurchaseOrder, RetailOrder.source_order_id, Retailer.code, Supplier.code)
+            .join(RetailOrder, RetailOrder.id == PurchaseOrder.order_id)  # type: ignore[arg-type]
+            .join(Retailer, Retailer.id == PurchaseOrder.retailer_id)  # type: ignore[arg-type]
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
+            .order_by(PurchaseOrder.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        )
+        if retailer:
+            query = query.where(Retailer.code == retailer)
+        if supplier:
+            query = query.where(Supplier.code == supplier)
+        if state:
+            query = query.where(PurchaseOrder.state == state)
+        rows = [
+            {
+                "po_number": po.po_number,
+                "order": f"{retailer_code}:{source_id}",
+                "order_id": po.order_id,
+                "supplier": supplier_code,
+                "state": po.state,
+                "total": f"{po.total:.2f}",
+                "reason": po.reason,
+                "supplier_order_id": po.supplier_order_id,
+            }
+            for po, source_id, retailer_code, supplier_code in session.execute(query)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("PO", "order", "supplier", "state", "total", "reason")
+    for row in rows:
+        table.add_row(
+            row["po_number"],
+            row["order"],
+            row["supplier"],
+            row["state"],
+            row["total"],
+            row["reason"] or "",
+        )
+    console.print(table)
+
+
+@orders_app.command("show")
+def orders_show(
+    reference: Annotated[
+        str, typer.Argument(help="A PO number, Supplyline's order id, or RETAILER:ORDER_ID.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """An order with its lines and POs, and each PO's history."""
+    from models.orders import PoEvent
+    from tasks.orders import order_by_reference, order_view
+
+    with _refusals(), session_scope() as session:
+        po = session.exec(
+            select(PurchaseOrder).where(PurchaseOrder.po_number == reference.strip())
+        ).first()
+        order = (
+            session.get(RetailOrder, po.order_id) if po else order_by_reference(session, reference)
+        )
+        shown = order_view(session, order)  # type: ignore[arg-type]
+        numbers = {p["po_number"] for p in shown["purchase_orders"]}
+        events = session.execute(
+            sa.select(PurchaseOrder.po_number, PoEvent)
+            .join(PurchaseOrder, PurchaseOrder.id == PoEvent.po_id)  # type: ignore[arg-type]
+            .where(PurchaseOrder.po_number.in_(numbers))  # type: ignore[attr-defined]
+            .order_by(PoEvent.id)  # type: ignore[arg-type]
+        ).all()
+        history: dict[str, list[dict[str, Any]]] = {}
+        for number, event in events:
+            history.setdefault(number, []).append(
+                {
+                    "at": event.at.isoformat(),
+                    "from": event.from_state,
+                    "to": event.to_state,
+                    "reason": event.reason,
+                    "actor": event.actor,
+                }
+            )
+        for entry in shown["purchase_orders"]:
+            entry["history"] = history.get(entry["po_number"], [])
+    _show_order(shown, as_json)
+
+
+def _show_order(shown: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(shown)
+        return
+    console.print(
+        f"[bold]order #{shown['id']}[/bold] {shown['retailer']}:{shown['order_id']} "
+        f"({shown['dialect']}): {shown['status']}"
+    )
+    if shown["reason"]:
+        console.print(f"  {shown['reason']}", markup=False, soft_wrap=True)
+    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO", "reason")
+    for line in shown["lines"]:
+        lines.add_row(
+            str(line["line_no"]),
+            line["sku"],
+            str(line["quantity"]),
+            line["status"],
+            line["supplier"] or "",
+            line["supplier_sku"] or "",
+            line["po_number"] or "",
+            line["reason"] or "",
+        )
+    console.print(lines)
+    for po in shown["purchase_orders"]:
+        _show_po(po, False)
+
+
+def _show_po(po: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(po)
+        return
+    console.print(
+        f"[bold]{po['po_number']}[/bold] to {po['supplier']}: {po['state']}, total {po['total']}"
+        + (f", supplier order {po['supplier_order_id']}" if po["supplier_order_id"] else "")
+        + (f", purchased ({po['purchase']})" if po["purchase"] else "")
+    )
+    if po["reason"]:
+        console.print(f"  {po['reason']}", markup=False, soft_wrap=True)
+    for event in po.get("history", []):
+        console.print(
+            f"  {event['at']}  {event['from'] or '-'} -> {event['to']}  "
+            f"{event['reason'] or ''} ({event['actor']})",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(
+        f"orders routed: {summary['orders_routed']} ({summary['orders_fully_routed']} fully, "
+        f"{summary['orders_partially_routed']} partly, {summary['orders_rejected']} rejected); "
+        f"POs created: {summary['pos_created']}"
+    )
+    console.print(
+        f"POs submitted: {summary['pos_submitted']} (purchased {summary['pos_purchased']}, "
+        f"awaiting purchase {summary['pos_awaiting_purchase']}); "
+        f"rejected {summary['pos_rejected']}, waiting {summary['pos_waiting']}, "
+        f"failed {summary['pos_failed']}"
+    )
+    for problem in summary["rejections"] + summary["po_failures"]:
+        console.print(f"  - {problem}", markup=False, soft_wrap=True)
+
+
+# --- suppliers' order connectors ---------------------------------------------------------------
+
+
+def supplier_orders(
+    code: Annotated[str, typer.Argument(help="Supplier code.")],
+    api_url: Annotated[str, typer.Option(help="The supplier's order API base URL.")],
+    client_id: Annotated[str, typer.Option(help="The client ID the supplier issued.")],
+    secret_env: Annotated[
+        str, typer.Option(help="Environment variable holding the client secret.")
+    ],
+    max_concurrent: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take.")] = 10,
+    actor: ActorOption = None,
+) -> None:
+    """Send this supplier's POs through its REST order API: saves the Prefect block
+    supplier-api-CODE (the secret stays in it) and makes it the supplier's order connector."""
+    from blocks.supplier_api import SupplierApi
+    from tasks.connections import set_supplier_ordering, supplier_by_code
+    from tasks.po_connectors import api_block_name
+
+    secret = os.environ.get(secret_env)
+    if not secret:
+        err_console.print(f"[red]error:[/red] environment variable {secret_env} is not set")
+        raise typer.Exit(EXIT_REFUSED)
+    with _refusals(), session_scope() as session:
+        supplier_code = supplier_by_code(session, code).code
+        block = SupplierApi(
+            base_url=api_url,
+            client_id=client_id,
+            client_secret=secret,
+            max_concurrent_requests=max_concurrent,
+            timeout_seconds=timeout,
+        )
+        name = api_block_name(supplier_code)
+        block.save(name, overwrite=True)
+        set_supplier_ordering(
+            session,
+            supplier_code,
+            order_connector_type="rest_api",
+            order_connector_settings={"block": name},
+            actor=actor or default_actor(),
+        )
+    console.print(
+        f"saved block [bold]{name}[/bold]: POs to {supplier_code} go to {api_url} as {client_id}"
+    )
+
+
+# --- the intake API and the sandbox ------------------------------------------------------------
+
+
+@api_app.command("serve")
+def api_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the order intake API (OpenAPI docs at /docs)."""
+    from api.server import serve
+
+    serve(host, port)
+
+
+@sandbox_app.command("supplier")
+def sandbox_supplier(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8090,
+    database: Annotated[Path | None, typer.Option(help="Its SQLite file.")] = None,
+    client_id: Annotated[str, typer.Option(help="The client ID it accepts.")] = "sandbox",
+    secret_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the secret it accepts.")
+    ] = None,
+    error_share: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
+    throttle_share: Annotated[float, typer.Option(help="Share answered 429.")] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After of a 429, in seconds.")] = 1,
+    drop_share: Annotated[float, typer.Option(help="Share of creates stored, then dropped.")] = 0.0,
+    latency: Annotated[float, typer.Option(help="Seconds to wait before each answer.")] = 0.0,
+) -> None:
+    """Run the supplier sandbox (the order API, with faults) until Ctrl-C."""
+    from sandbox.supplier_api import Faults, SupplierSandbox
+    from supplyline.settings import get_settings
+
+    secret = os.environ.get(secret_env) if secret_env else None
+    sandbox = SupplierSandbox(
+        database=database or get_settings().home_dir / "sandbox" / "supplier.db",
+        port=port,
+        client_id=client_id,
+        faults=Faults(
+            error_share=error_share,
+            throttle_share=throttle_share,
+            retry_after_seconds=retry_after,
+            drop_after_commit_share=drop_share,
+            latency_seconds=latency,
+        ),
+        **({"client_secret": secret} if secret else {}),
+    )
+    with sandbox:
+        console.print(f"supplier sandbox at {sandbox.url} (client ID {sandbox.client_id})")
+        if not secret:
+            console.print(f"  secret: {sandbox.client_secret}", markup=False, soft_wrap=True)
+        console.print("  orders: GET /_sandbox/orders; Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
