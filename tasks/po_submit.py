@@ -33,7 +33,7 @@ from models.catalog import Supplier, utcnow
 from models.orders import OrderLine, PurchaseOrder, RetailOrder
 from models.relationships import RetailerConnection
 from supplyline.settings import get_settings
-from tasks.funds import Purchased, decide_purchase
+from tasks.funds import AwaitingPurchase, Purchased, decide_purchase
 from tasks.po_states import move_pos
 from tasks.routing import hold_reason
 
@@ -270,32 +270,10 @@ def send_claimed(
 def record_results(session: Session, results: list[SendResult], *, actor: str) -> SendOutcome:
     """Write what the sends did (see the module doc); the caller commits."""
     outcome = SendOutcome()
-    sent = [r for r in results if r.order is not None]
-    now = utcnow()
-    moved = set(
-        move_pos(
-            session,
-            [(r.po.id, "awaiting_sync") for r in sent],
-            "submitted",
-            actor=actor,
-            reason=None,
-            values={
-                "send_lease_until": None,
-                "last_error": None,
-                "submitted_at": now,
-                "reason": None,
-            },
-            per_po_values={r.po.id: {"supplier_order_id": r.order.order_id} for r in sent},  # type: ignore[union-attr]
-        )
-    )
-    for result in sent:
-        if result.po.id not in moved:
-            continue  # another run recorded it first
-        outcome.submitted.append(result.po.po_number)
-        outcome.found_at_supplier += bool(result.order and result.order.found_existing)
-        _decide_purchase(session, result.po, outcome, actor=actor)
     for result in results:
-        if result.rejected is not None:
+        if result.order is not None:
+            _record_sent(session, result, outcome, actor=actor)
+        elif result.rejected is not None:
             if move_pos(
                 session,
                 [(result.po.id, "awaiting_sync")],
@@ -341,29 +319,44 @@ def check_sendable(session: Session, po: PurchaseOrder) -> None:
         raise ValueError(f"PO {po.po_number} cannot go out: {held}")
 
 
-def _decide_purchase(session: Session, po: ClaimedPo, outcome: SendOutcome, *, actor: str) -> None:
-    if po.connection_id is None:
-        return
-    decision = decide_purchase(
-        session, po.connection_id, po.total, reference=po.po_number, actor=actor
+def _record_sent(session: Session, result: SendResult, outcome: SendOutcome, *, actor: str) -> None:
+    """The PO is at the supplier: purchased (``submitted``) or ``awaiting_purchase``.
+
+    The purchase and the state change commit together or not at all: if another run recorded
+    the PO first, this one's purchase is rolled back too (it was the same purchase anyway:
+    one per PO number).
+    """
+    po, order = result.po, result.order
+    assert order is not None
+    now = utcnow()
+    values: dict[str, Any] = {
+        "send_lease_until": None,
+        "last_error": None,
+        "submitted_at": now,
+        "supplier_order_id": order.order_id,
+    }
+    savepoint = session.begin_nested()
+    decision = (
+        decide_purchase(session, po.connection_id, po.total, reference=po.po_number, actor=actor)
+        if po.connection_id is not None
+        else None
     )
-    if isinstance(decision, Purchased):
-        session.execute(
-            sa.update(PurchaseOrder)
-            .where(PurchaseOrder.id == po.id)  # type: ignore[arg-type]
-            .values(purchase_kind="auto", purchased_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        outcome.purchased.append(po.po_number)
-    else:
-        move_pos(
-            session,
-            [(po.id, "submitted")],
-            "awaiting_purchase",
-            actor=actor,
-            reason=decision.reason,
-        )
-        outcome.awaiting_purchase.append(po.po_number)
+    purchased = isinstance(decision, Purchased)
+    if purchased:
+        values |= {"purchase_kind": "auto", "purchased_at": now}
+    reason = decision.reason if isinstance(decision, AwaitingPurchase) else None
+    values["reason"] = reason
+    target = "awaiting_purchase" if reason else "submitted"
+    moved = move_pos(
+        session, [(po.id, "awaiting_sync")], target, actor=actor, reason=reason, values=values
+    )
+    if not moved:
+        savepoint.rollback()  # another run recorded it first
+        return
+    savepoint.commit()
+    outcome.submitted.append(po.po_number)
+    outcome.found_at_supplier += order.found_existing
+    (outcome.purchased if purchased else outcome.awaiting_purchase).append(po.po_number)
 
 
 def _still_waiting(

@@ -1,7 +1,7 @@
 """Routing received orders to suppliers: lookups, the catalog, one PO per supplier per order.
 
-A batch of orders is claimed by a write (``UPDATE … WHERE status = 'received'``, with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two syncs at once take different orders, and
+A batch of orders is claimed first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a first write on
+SQLite), so two syncs at once take different orders, and
 everything the batch decides (POs, lines, orders, the POs' first events) commits together.
 Everything is read in a few queries per batch: no query per order or line.
 
@@ -251,7 +251,12 @@ def route_received_orders(
 
 
 def _claim(session: Session, limit: int) -> list[int]:
-    """Take up to ``limit`` received orders by writing to them first (see the module doc)."""
+    """Take up to ``limit`` received orders, so that a concurrent run takes others.
+
+    PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` locks them (a concurrent run skips them).
+    SQLite: one UPDATE, so the transaction starts with a write and holds the database's
+    write lock (a transaction that reads first could not wait for that lock later).
+    """
     pick = (
         sa.select(RetailOrder.id)
         .where(RetailOrder.status == "received")
@@ -259,7 +264,7 @@ def _claim(session: Session, limit: int) -> list[int]:
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        return list(session.execute(pick.with_for_update(skip_locked=True)).scalars())
     result = session.execute(
         sa.update(RetailOrder)
         .where(RetailOrder.status == "received", RetailOrder.id.in_(pick.scalar_subquery()))  # type: ignore[union-attr]
