@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from order_world import ACTOR, approve, make_world, money, use_sandbox
 from sqlmodel import select
 
 from flows.order_sync import order_sync
 from models.db import session_scope
 from models.orders import OrderLine, PoEvent, PurchaseOrder, RetailOrder
 from models.relationships import Retailer, RetailerConnection
-from order_world import ACTOR, approve, make_world, money, use_sandbox
 from sandbox.supplier_api import Faults, SupplierSandbox
 from tasks.lookups import set_lookup_value
 from tasks.orders import LineIn, OrderIn, cancel_order, place_order
