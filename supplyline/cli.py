@@ -10,7 +10,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,12 +18,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from data_contracts.contract import ContractError, available_contracts, load_contract
-from data_contracts.suite import compile_contract
 from models.db import current_revision, engine_for, ensure_schema, session_scope
 from supplyline.cli_orders import register_order_commands
 from supplyline.cli_relationships import register_relationship_commands
 from supplyline.settings import get_settings
-from tasks.check import CheckOutcome, check_catalog_file
 from tasks.history import history, history_entry
 from tasks.suppliers import (
     SupplierError,
@@ -34,6 +32,11 @@ from tasks.suppliers import (
     products_of,
     summarise_supplier,
 )
+
+if TYPE_CHECKING:
+    from tasks.check import CheckOutcome
+
+# Great Expectations takes seconds to import: the commands that validate import it themselves.
 
 app = typer.Typer(
     help="Supplyline: supplier catalogs in, validated against data contracts; orders out.",
@@ -95,6 +98,8 @@ def catalog_check(
     Exit 0: every row is valid; 1: some rows are rejected; 2: the file is rejected as a whole;
     3: the contract or mapping could not be used.
     """
+    from tasks.check import check_catalog_file
+
     try:
         with _stages(file) as on_stage:
             outcome = check_catalog_file(
@@ -172,6 +177,8 @@ def contract_list() -> None:
 @contract_app.command("rules")
 def contract_rules(name: Annotated[str, typer.Argument(help="Contract name or path.")]) -> None:
     """Every rule of a contract and the Great Expectations expectation that checks it."""
+    from data_contracts.suite import compile_contract
+
     try:
         compiled = compile_contract(load_contract(name))
     except ContractError as exc:
@@ -738,7 +745,7 @@ def demo() -> None:
 
 
 register_relationship_commands(app, supplier_app)
+register_order_commands(app, supplier_app)
 
 if __name__ == "__main__":
     app()
-register_order_commands(app, supplier_app)

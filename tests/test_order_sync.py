@@ -371,3 +371,67 @@ def test_cancel_unsent_pos_at_once_and_sent_ones_by_request(sandbox: SupplierSan
     with session_scope() as session:
         count = session.execute(sa.select(sa.func.count()).select_from(PoEvent)).scalar_one()
     assert count >= 5
+
+
+def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
+    sandbox: SupplierSandbox, supplyline_home: Path, database: str
+) -> None:
+    """``supplyline orders sync`` in a real process, killed (SIGKILL) while it sends, then run
+    again: every PO reaches the supplier once, and the runs after a kill find the POs that were
+    sent but not recorded."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    make_world(funds="1000000.00")
+    sandbox.set_faults(Faults(latency_seconds=0.02, seed=5))
+    save_block(sandbox, timeout_seconds=1, max_concurrent_requests=4)
+    total = 120
+    for n in range(total):
+        order(f"K-{n}", ("A-1", 1))
+    lease = 3.0
+    env = os.environ | {
+        "SUPPLYLINE_HOME": str(supplyline_home),
+        "SUPPLYLINE_DATABASE_URL": database,
+        "SUPPLYLINE_PO_SEND_LEASE_SECONDS": str(lease),
+        "SUPPLYLINE_ORDER_BATCH_SIZE": "20",
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    command = [sys.executable, "-m", "supplyline.cli", "orders", "sync", "--json"]
+    chooser = random.Random(11)
+    killed_mid_send = 0
+    for _round in range(4):
+        before = sandbox.stats.creates_stored
+        if before >= total:
+            break
+        target = before + chooser.randint(5, 25)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 120
+        while (
+            process.poll() is None
+            and sandbox.stats.creates_stored < target
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.005)
+        if process.poll() is None:
+            process.kill()
+            killed_mid_send += 1
+        process.wait(timeout=30)
+        time.sleep(lease + 0.5)  # the killed run's leases run out
+    assert killed_mid_send >= 2
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stdout + final.stderr
+    found = pos()
+    assert Counter(po.state for po in found.values()) == {"submitted": total}
+    at_supplier = Counter(o["po_number"] for o in sandbox.orders())
+    assert at_supplier == Counter(set(found))
+    assert {o["order_id"] for o in sandbox.orders()} == {
+        po.supplier_order_id for po in found.values()
+    }
+    assert any(po.send_attempts > 1 for po in found.values())
