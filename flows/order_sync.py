@@ -20,7 +20,8 @@ from models.catalog import Supplier, utcnow
 from models.db import session_scope
 from models.orders import PurchaseOrder
 from supplyline.settings import get_settings
-from tasks.po_connectors import ConnectorMissing, connector_settings, open_sender
+from tasks.po_cancel import CancelOutcome, cancel_at_supplier, due_for_cancel
+from tasks.po_connectors import ConnectorMissing, connector_settings, open_connector
 from tasks.po_submit import (
     SendOutcome,
     check_sendable,
@@ -71,11 +72,14 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
             logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
             return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
     try:
-        with open_sender(settings) as (send, concurrency):
+        with open_connector(settings) as connector:
             with session_scope() as session:
                 claimed = claim(session, po_ids, lease_seconds=lease_seconds)
             results = send_claimed(
-                claimed, send, lease_seconds=lease_seconds, concurrency=concurrency
+                claimed,
+                connector.send,
+                lease_seconds=lease_seconds,
+                concurrency=connector.concurrency,
             )
     except ConnectorMissing as exc:
         with session_scope() as session:
@@ -112,7 +116,14 @@ def order_sync(batch_size: int | None = None) -> dict[str, Any]:
             break
     prepared = prepare_pos()
     sending = _send_due(size)
+    cancelling = _cancel_due()
+    prepared |= {
+        "pos_cancelled_at_supplier": len(cancelling.cancelled),
+        "pos_cancel_refused": len(cancelling.refused),
+    }
+    sending.waiting.extend(cancelling.waiting)
     summary = _summary(routing, prepared, sending)
+    summary["po_failures"].extend(f"{n}: {r}" for n, r in cancelling.refused)
     _publish(summary, routing, sending)
     return summary
 
@@ -155,6 +166,43 @@ def _send_due(batch_size: int) -> SendOutcome:
         for supplier_id, ids in fresh.items():
             tried.update(ids)
             sending.add(send_po_batch(codes[supplier_id], ids))
+
+
+@task(name="cancel-pos", task_run_name="cancel-pos-{supplier_code}", cache_policy=NO_CACHE)
+def cancel_po_batch(supplier_code: str, po_ids: list[int]) -> CancelOutcome:
+    """Ask a supplier to cancel the POs its retailers cancelled after sending them."""
+    with session_scope() as session:
+        supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
+        settings = connector_settings(session, supplier)
+    with open_connector(settings) as connector:
+        outcome = cancel_at_supplier(session_scope, po_ids, connector.cancel, actor=ACTOR)
+    get_run_logger().info(
+        "%s: %d cancelled, %d refused, %d waiting",
+        supplier_code,
+        len(outcome.cancelled),
+        len(outcome.refused),
+        len(outcome.waiting),
+    )
+    return outcome
+
+
+def _cancel_due() -> CancelOutcome:
+    total = CancelOutcome()
+    with session_scope() as session:
+        due = due_for_cancel(session)
+        codes = {
+            s.id: s.code
+            for s in session.exec(select(Supplier).where(Supplier.id.in_(list(due))))  # type: ignore[union-attr]
+        }
+    for supplier_id, ids in due.items():
+        try:
+            outcome = cancel_po_batch(codes[supplier_id], ids)
+        except ConnectorMissing as exc:
+            outcome = CancelOutcome(waiting=[(str(i), str(exc)) for i in ids])
+        total.cancelled += outcome.cancelled
+        total.refused += outcome.refused
+        total.waiting += outcome.waiting
+    return total
 
 
 def _note_error(session: Any, po_ids: list[int], message: str) -> None:

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from blocks.supplier_api import SupplierApi
 from models.catalog import Supplier
 from tasks.connections import ordering_of
+from tasks.po_cancel import CancelFunction
 from tasks.po_submit import SendFunction
 
 
@@ -49,9 +50,18 @@ def connector_settings(session: Session, supplier: Supplier) -> ConnectorSetting
     )
 
 
+@dataclass(frozen=True)
+class OpenConnector:
+    """A supplier's connector, open: send a PO, cancel one, and how many sends run at once."""
+
+    send: SendFunction
+    cancel: CancelFunction
+    concurrency: int
+
+
 @contextmanager
-def open_sender(settings: ConnectorSettings) -> Iterator[tuple[SendFunction, int]]:
-    """The send function of a supplier's connector, and how many sends may run at once."""
+def open_connector(settings: ConnectorSettings) -> Iterator[OpenConnector]:
+    """The supplier's connector, open for the ``with`` block."""
     try:
         block = SupplierApi.load(settings.block_name)
     except ValueError as exc:
@@ -60,4 +70,4 @@ def open_sender(settings: ConnectorSettings) -> Iterator[tuple[SendFunction, int
             f"with supplyline supplier orders"
         ) from exc
     with block.client() as client:
-        yield client.send_po, block.max_concurrent_requests
+        yield OpenConnector(client.send_po, client.cancel_order, block.max_concurrent_requests)

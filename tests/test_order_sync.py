@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from order_world import ACTOR, approve, make_world, money, use_sandbox
 from sqlmodel import select
 
@@ -354,8 +353,8 @@ def test_states_only_move_forward() -> None:
         cancel_order(session, session.get(RetailOrder, po.order_id), actor=ACTOR)
 
 
-def test_cancel_unsent_pos_at_once_and_sent_ones_by_request(sandbox: SupplierSandbox) -> None:
-    make_world(auto_sync=False)
+def test_cancel_unsent_pos_at_once_and_sent_ones_at_the_supplier(sandbox: SupplierSandbox) -> None:
+    world = make_world(auto_sync=False)
     save_block(sandbox)
     order("O1", ("A-1", 1), ("G-1", 1))
     order_sync()
@@ -368,9 +367,33 @@ def test_cancel_unsent_pos_at_once_and_sent_ones_by_request(sandbox: SupplierSan
     assert found["PO-ACME-00000001"].state == "cancel_requested"
     assert found["PO-GLOBEX-00000001"].state == "cancelled"
     assert order_status("O1") == "routed"
+    summary = order_sync()
+    assert summary["pos_cancelled_at_supplier"] == 1
+    assert pos()["PO-ACME-00000001"].state == "cancelled"
+    assert order_status("O1") == "cancelled"
+    assert [o["status"] for o in sandbox.orders()] == ["cancelled"]
     with session_scope() as session:
-        count = session.execute(sa.select(sa.func.count()).select_from(PoEvent)).scalar_one()
-    assert count >= 5
+        connection = session.get(RetailerConnection, world["acme_connection"])
+        assert connection.available_funds == money("100000.00")  # the purchase was given back
+
+    # Once the supplier has shipped, it refuses; the PO keeps the refusal as its reason.
+    order("O2", ("A-1", 1))
+    order_sync()
+    submit_pos(["PO-ACME-00000002"])
+    sandbox.advance(pos()["PO-ACME-00000002"].supplier_order_id, "shipped")
+    with session_scope() as session:
+        cancel_order(
+            session,
+            session.exec(select(RetailOrder).where(RetailOrder.source_order_id == "O2")).one(),
+            actor=ACTOR,
+        )
+    summary = order_sync()
+    assert summary["pos_cancel_refused"] == 1
+    refused = pos()["PO-ACME-00000002"]
+    assert refused.state == "cancel_requested"
+    assert "the supplier refused to cancel" in refused.reason and "shipped" in refused.reason
+    order_sync()
+    assert sandbox.orders()[1]["status"] == "shipped"
 
 
 def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
