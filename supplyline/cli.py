@@ -738,9 +738,13 @@ def demo() -> None:
         "supplyline catalog pickups --supplier acme --files, "
         "supplyline catalog products --supplier acme (with SUPPLYLINE_HOME set as above)."
     )
-    if len(entries) != len(DEMO_FILES) or any(
+    catalog_ok = len(entries) == len(DEMO_FILES) and not any(
         e["status"] in ("failed", "rejected") for e in entries
-    ):
+    )
+    from supplyline.cli_orders import demo_orders
+
+    orders_ok = demo_orders(DEMO_SUPPLIER)
+    if not (catalog_ok and orders_ok):
         raise typer.Exit(2)
 
 

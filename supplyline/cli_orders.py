@@ -288,7 +288,7 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
     )
     if shown["reason"]:
         console.print(f"  {shown['reason']}", markup=False, soft_wrap=True)
-    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO", "reason")
+    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO")
     for line in shown["lines"]:
         lines.add_row(
             str(line["line_no"]),
@@ -298,7 +298,6 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
             line["supplier"] or "",
             line["supplier_sku"] or "",
             line["po_number"] or "",
-            line["reason"] or "",
         )
     console.print(lines)
     for po in shown["purchase_orders"]:
@@ -447,3 +446,133 @@ def sandbox_supplier(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+# --- the demo's order part ---------------------------------------------------------------------
+
+
+def demo_orders(supplier_code: str) -> bool:
+    """Retailer ShopCo orders from the supplier through the intake API; order sync sends the
+    POs to the supplier sandbox. Returns whether everything went as it should."""
+    import tempfile
+
+    import httpx
+
+    from api.server import serving_in_thread
+    from blocks.supplier_api import SupplierApi
+    from flows.order_sync import order_sync
+    from sandbox.supplier_api import SupplierSandbox
+    from supplyline.settings import get_settings
+    from tasks.connections import (
+        request_connection,
+        set_supplier_ordering,
+        update_connection_settings,
+    )
+    from tasks.connectors import add_connector
+    from tasks.lookups import set_lookup_value
+    from tasks.orders import order_by_reference, order_view
+    from tasks.po_connectors import api_block_name
+    from tasks.retailers import add_retailer, get_retailer_or_none
+
+    actor = "demo"
+    console.rule("[bold]Orders: retailer ShopCo orders from ACME")
+    with session_scope() as session:
+        if get_retailer_or_none(session, "shopco") is None:
+            add_retailer(session, "shopco", "ShopCo", actor=actor)
+            set_supplier_ordering(session, supplier_code, ordering_mode="instant", actor=actor)
+            connection = request_connection(session, "shopco", supplier_code, actor=actor)
+            update_connection_settings(
+                session,
+                connection.id,  # type: ignore[arg-type]
+                auto_sync=True,
+                auto_purchase=True,
+                payment_method="ach",
+                funds="500.00",
+                actor=actor,
+            )
+            set_lookup_value(session, "shopco", "sku", "SHOP-HAMMER", "ACM-1001", actor=actor)
+            set_lookup_value(
+                session, "shopco", "shipping_method", "standard", "UPS_GND", actor=actor
+            )
+        added = add_connector(session, "shopco", "native_api", actor=actor)
+    assert added.credential is not None
+    key, secret = added.credential.credential.client_id, added.credential.secret
+    console.print(
+        "ShopCo is connected to ACME (instant ordering): auto sync on, auto purchase by ACH with "
+        "500.00 of funds; its SKU SHOP-HAMMER maps to ACME's ACM-1001, its 'standard' shipping "
+        f"to UPS_GND. Its native API connector is {added.connector.code}.\n"
+    )
+    sandbox_db = Path(tempfile.mkdtemp(prefix="acme-orders-", dir=get_settings().home_dir))
+    with (
+        SupplierSandbox(database=sandbox_db / "supplier.db") as sandbox,
+        serving_in_thread() as api_url,
+        httpx.Client(base_url=api_url, auth=(key, secret), timeout=30) as client,
+    ):
+        SupplierApi(
+            base_url=sandbox.url, client_id=sandbox.client_id, client_secret=sandbox.client_secret
+        ).save(api_block_name(supplier_code), overwrite=True)
+        with session_scope() as session:
+            set_supplier_ordering(
+                session,
+                supplier_code,
+                order_connector_type="rest_api",
+                order_connector_settings={"block": api_block_name(supplier_code)},
+                actor=actor,
+            )
+        console.print(f"Intake API: {api_url} (OpenAPI docs at {api_url}/docs)")
+        console.print(f"ACME's order API (the supplier sandbox): {sandbox.url}\n")
+        ship_to = {
+            "name": "Ann Buyer",
+            "address1": "1 Main St",
+            "city": "Springfield",
+            "postal_code": "12345",
+            "country": "US",
+        }
+        orders = [
+            {
+                "order_id": "SC-1001",
+                "lines": [
+                    {"sku": "SHOP-HAMMER", "quantity": 2},
+                    {"sku": "ACM-1002", "quantity": 1},
+                ],
+            },
+            {
+                "order_id": "SC-1002",
+                "lines": [
+                    {"sku": "ACM-1001", "quantity": 1},
+                    {"sku": "NO-SUCH-SKU", "quantity": 1},
+                ],
+            },
+            {
+                "order_id": "SC-1001",
+                "lines": [
+                    {"sku": "SHOP-HAMMER", "quantity": 2},
+                    {"sku": "ACM-1002", "quantity": 1},
+                ],
+            },
+        ]
+        answers = []
+        for body in orders:
+            response = client.post(
+                f"/v1/native/{added.connector.code}/orders",
+                json=body | {"ship_to": ship_to, "shipping_method": "standard"},
+            )
+            answers.append(response.status_code)
+            console.print(f"POST order {body['order_id']}: HTTP {response.status_code}")
+        console.print("(the second SC-1001 is the same order again: it is stored once)\n")
+        summary = order_sync()
+        _print_summary(summary, False)
+        console.print()
+        with session_scope() as session:
+            for reference in ("shopco:SC-1001", "shopco:SC-1002"):
+                _show_order(order_view(session, order_by_reference(session, reference)), False)
+        at_supplier = sandbox.orders()
+        console.print(
+            f"\nACME's order API holds {len(at_supplier)} order(s): "
+            + ", ".join(f"{o['order_id']} for {o['po_number']}" for o in at_supplier)
+        )
+    console.print(
+        "Look further: supplyline orders list, supplyline orders show PO-ACME-00000001 "
+        "(with SUPPLYLINE_HOME set as above)."
+    )
+    return answers == [201, 201, 200] and summary["pos_submitted"] == 2 and len(at_supplier) == 2

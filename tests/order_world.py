@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlmodel import select
 
 from blocks.supplier_api import SupplierApi
 from models.catalog import Product, Supplier, utcnow
 from models.db import session_scope
+from models.relationships import Retailer
 from sandbox.supplier_api import SupplierSandbox
 from tasks.connections import (
     approve_connection,
@@ -22,10 +24,18 @@ from tasks.connections import (
     update_connection_settings,
 )
 from tasks.connectors import add_connector
+from tasks.orders import LineIn, OrderIn, place_order
 from tasks.retailers import add_retailer
 from tasks.suppliers import add_supplier
 
 ACTOR = "tester"
+SHIP_TO = {
+    "name": "Ann",
+    "address1": "1 Main St",
+    "city": "Springfield",
+    "postal_code": "1",
+    "country": "US",
+}
 # sku: (cost, quantity, status)
 ACME_CATALOG = {
     "A-1": (10.00, 100, "active"),
@@ -194,3 +204,20 @@ def place(
 
 def money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
+    with session_scope() as session:
+        retailer = session.exec(select(Retailer).where(Retailer.code == "shopco")).one()
+        place_order(
+            session,
+            retailer,
+            OrderIn(
+                source_order_id=order_id,
+                lines=tuple(LineIn(str(n), sku, qty) for n, (sku, qty) in enumerate(lines, 1)),
+                ship_to=SHIP_TO,
+                shipping_method=options.pop("shipping_method", "standard"),  # type: ignore[arg-type]
+                **options,  # type: ignore[arg-type]
+            ),
+            dialect="native",
+        )

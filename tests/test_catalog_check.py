@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -268,3 +269,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert len(read_error_file(returned)) == 8
     assert len(list((server_root / "archive").iterdir())) == 3
     assert (tmp_path / "demo-home" / "supplyline.db").is_file()
+    # Then ShopCo's orders: through the intake API, routed, sent to ACME's order API once.
+    assert "POST order SC-1001: HTTP 201" in out
+    assert "POST order SC-1002: HTTP 201" in out
+    assert "POST order SC-1001: HTTP 200" in out
+    assert "POs submitted: 2 (purchased 2, awaiting purchase 0)" in out
+    assert "order #2 shopco:SC-1002 (native): partially_routed" in out
+    assert "ACME's order API holds 2 order(s)" in out
+    [supplier_db] = (tmp_path / "demo-home").glob("acme-orders-*/supplier.db")
+    with sqlite3.connect(supplier_db) as connection:
+        po_numbers = [row[0] for row in connection.execute("SELECT po_number FROM sandbox_order")]
+    assert sorted(po_numbers) == ["PO-ACME-00000001", "PO-ACME-00000002"]

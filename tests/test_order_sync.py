@@ -9,52 +9,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from order_world import ACTOR, approve, make_world, money, use_sandbox
+from order_world import ACTOR, approve, make_world, money, order, use_sandbox
 from sqlmodel import select
 
 from flows.order_sync import order_sync
 from models.db import session_scope
 from models.orders import OrderLine, PoEvent, PurchaseOrder, RetailOrder
-from models.relationships import Retailer, RetailerConnection
+from models.relationships import RetailerConnection
 from sandbox.supplier_api import Faults, SupplierSandbox
 from tasks.lookups import set_lookup_value
-from tasks.orders import LineIn, OrderIn, cancel_order, place_order
+from tasks.orders import cancel_order
 from tasks.po_states import InvalidTransition, move_pos
 from tasks.po_submit import manual_purchase
 from tasks.routing import idempotency_key, route_received_orders
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
-SHIP_TO = {
-    "name": "Ann",
-    "address1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "1",
-    "country": "US",
-}
-
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[SupplierSandbox]:
     with SupplierSandbox(database=tmp_path / "supplier.db") as server:
         yield server
-
-
-def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
-    with session_scope() as session:
-        retailer = session.exec(select(Retailer).where(Retailer.code == "shopco")).one()
-        place_order(
-            session,
-            retailer,
-            OrderIn(
-                source_order_id=order_id,
-                lines=tuple(LineIn(str(n), sku, qty) for n, (sku, qty) in enumerate(lines, 1)),
-                ship_to=SHIP_TO,
-                shipping_method=options.pop("shipping_method", "standard"),  # type: ignore[arg-type]
-                **options,  # type: ignore[arg-type]
-            ),
-            dialect="native",
-        )
 
 
 def pos() -> dict[str, PurchaseOrder]:

@@ -38,3 +38,11 @@ def test_sftp_pickups_are_scheduled_one_run_per_supplier_at_a_time() -> None:
         assert deployment["concurrency_limit"]["limit"] == 1
         [schedule] = deployment["schedules"]
         assert schedule["timezone"] and ("interval" in schedule or "cron" in schedule)
+
+
+def test_order_sync_runs_every_few_minutes() -> None:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [sync] = [d for d in config["deployments"] if d["name"] == "order-sync"]
+    [schedule] = sync["schedules"]
+    assert schedule["interval"] <= 600 and schedule["timezone"]
+    assert sync["concurrency_limit"]["limit"] == 1
