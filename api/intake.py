@@ -20,11 +20,10 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import select
 
 from models.db import session_scope
-from models.relationships import Retailer, RetailerConnector
-from tasks.credentials import InvalidCredentials, verify_credentials
+from models.relationships import Retailer
+from tasks.credentials import InvalidCredentials, verify_connector_key
 from tasks.orders import (
     LineIn,
     OrderError,
@@ -214,29 +213,27 @@ class Caller(BaseModel):
 
 def _caller(connector: str, credentials: tuple[str, str], connector_type: str) -> Caller:
     try:
-        principal = verify_credentials(*credentials)
+        key = verify_connector_key(*credentials)
     except InvalidCredentials:
         raise _unauthorized("the API key or secret is wrong, or the key was revoked") from None
-    if principal.connector != connector:
+    if key.connector != connector:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail=f"this API key is not for connector {connector!r}"
         )
-    with session_scope() as session:
-        found = session.exec(
-            select(RetailerConnector).where(RetailerConnector.code == connector)
-        ).first()
-    if found is None or found.removed_at is not None:
+    if key.removed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"connector {connector!r} is removed")
-    if found.connector_type != connector_type:
+    if key.connector_type != connector_type:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             detail=(
-                f"connector {connector!r} is a {found.connector_type} connector: use its endpoints"
+                f"connector {connector!r} is a {key.connector_type} connector: use its endpoints"
             ),
         )
     return Caller(
-        connector_id=found.id, connector_type=found.connector_type, retailer_id=found.retailer_id
-    )  # type: ignore[arg-type]
+        connector_id=key.connector_id,
+        connector_type=key.connector_type,
+        retailer_id=key.retailer_id,
+    )
 
 
 def native_caller(
@@ -269,7 +266,7 @@ def _order_error(_request: Request, exc: OrderError) -> JSONResponse:
 
 
 def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         retailer = session.get(Retailer, caller.retailer_id)
         intake = place_order(
             session,
@@ -288,7 +285,7 @@ def _status(caller: Caller, order_id: str) -> dict[str, Any]:
 
 
 def _cancel(caller: Caller, order_id: str) -> dict[str, Any]:
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         order = find_order(session, caller.retailer_id, order_id)
         cancel_order(session, order, actor=f"api:{caller.connector_id}")
         return order_view(session, order)

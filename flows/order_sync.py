@@ -6,6 +6,7 @@ supplier's POs. Exactly-once is the database's doing (tasks.po_submit), not Pref
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,16 +45,19 @@ def _sync_run_name() -> str:
 @task(name="route-orders", cache_policy=NO_CACHE)
 def route_order_batch(batch_size: int) -> RoutingOutcome:
     """Route one batch of received orders: POs per supplier, or the reasons lines are not."""
-    with session_scope() as session:
-        return route_received_orders(session, limit=batch_size, actor=ACTOR)
+    started = time.perf_counter()
+    with session_scope(immediate=True) as session:
+        outcome = route_received_orders(session, limit=batch_size, actor=ACTOR)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
 @task(name="prepare-pos", cache_policy=NO_CACHE)
 def prepare_pos() -> dict[str, int]:
     """Held POs whose connection is now active go on; manual-sync POs get their reason."""
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         released = release_holds(session, actor=ACTOR)
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         manual = mark_awaiting_manual_sync(session, actor=ACTOR)
     return {"released_from_hold": released, "awaiting_manual_sync": manual}
 
@@ -63,7 +67,7 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
     """Claim, send and record one batch of a supplier's POs (see tasks.po_submit)."""
     logger = get_run_logger()
     lease_seconds = get_settings().po_send_lease_seconds
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
         try:
             settings = connector_settings(session, supplier)
@@ -71,10 +75,14 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
             _note_error(session, po_ids, str(exc))
             logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
             return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
+    timings: dict[str, float] = {}
     try:
         with open_connector(settings) as connector:
-            with session_scope() as session:
+            started = time.perf_counter()
+            with session_scope(immediate=True) as session:
                 claimed = claim(session, po_ids, lease_seconds=lease_seconds)
+            timings["claim"] = time.perf_counter() - started
+            started = time.perf_counter()
             results = send_claimed(
                 claimed,
                 connector.send,
@@ -82,13 +90,19 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
                 concurrency=connector.concurrency,
             )
     except ConnectorMissing as exc:
-        with session_scope() as session:
+        with session_scope(immediate=True) as session:
             _note_error(session, po_ids, str(exc))
         logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
         return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
-    with session_scope() as session:
+    timings["send"] = time.perf_counter() - started
+    started = time.perf_counter()
+    with session_scope(immediate=True) as session:
         outcome = record_results(session, results, actor=ACTOR)
+    timings["record"] = time.perf_counter() - started
+    started = time.perf_counter()
     _emit_events(supplier_code, outcome)
+    timings["events"] = time.perf_counter() - started
+    outcome.timings = timings
     logger.info(
         "%s: %d submitted (%d found already there), %d purchased, %d awaiting purchase, "
         "%d rejected, %d waiting, %d failed",
@@ -132,7 +146,7 @@ def order_sync(batch_size: int | None = None) -> dict[str, Any]:
 def submit_pos(po_numbers: list[str]) -> dict[str, Any]:
     """Send chosen POs now (awaiting sync on an active connection), e.g. when auto sync is off."""
     by_supplier: dict[str, list[int]] = {}
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         for number in po_numbers:
             po = session.exec(
                 select(PurchaseOrder).where(PurchaseOrder.po_number == number)
@@ -153,7 +167,7 @@ def _send_due(batch_size: int) -> SendOutcome:
     sending = SendOutcome()
     tried: set[int] = set()
     while True:
-        with session_scope() as session:
+        with session_scope(immediate=True) as session:
             due = due_for_auto_send(session, limit=batch_size + len(tried))
             codes = {
                 s.id: s.code
@@ -171,11 +185,11 @@ def _send_due(batch_size: int) -> SendOutcome:
 @task(name="cancel-pos", task_run_name="cancel-pos-{supplier_code}", cache_policy=NO_CACHE)
 def cancel_po_batch(supplier_code: str, po_ids: list[int]) -> CancelOutcome:
     """Ask a supplier to cancel the POs its retailers cancelled after sending them."""
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
         settings = connector_settings(session, supplier)
     with open_connector(settings) as connector:
-        outcome = cancel_at_supplier(session_scope, po_ids, connector.cancel, actor=ACTOR)
+        outcome = cancel_at_supplier(_writing_session, po_ids, connector.cancel, actor=ACTOR)
     get_run_logger().info(
         "%s: %d cancelled, %d refused, %d waiting",
         supplier_code,
@@ -188,7 +202,7 @@ def cancel_po_batch(supplier_code: str, po_ids: list[int]) -> CancelOutcome:
 
 def _cancel_due() -> CancelOutcome:
     total = CancelOutcome()
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         due = due_for_cancel(session)
         codes = {
             s.id: s.code
@@ -203,6 +217,10 @@ def _cancel_due() -> CancelOutcome:
         total.refused += outcome.refused
         total.waiting += outcome.waiting
     return total
+
+
+def _writing_session() -> Any:
+    return session_scope(immediate=True)
 
 
 def _note_error(session: Any, po_ids: list[int], message: str) -> None:
@@ -257,6 +275,10 @@ def _summary(
         "pos_rejected": len(sending.rejected),
         "pos_waiting": len(sending.waiting),
         "pos_failed": len(sending.failed),
+        "timings_s": {
+            "route": round(routing.seconds, 3),
+            **{step: round(seconds, 3) for step, seconds in sending.timings.items()},
+        },
         "rejections": routing.rejections[:50],
         "po_failures": [
             f"{n}: {r}" for n, r in (sending.rejected + sending.failed + sending.waiting)[:50]
@@ -266,7 +288,7 @@ def _summary(
 
 def _publish(summary: dict[str, Any], routing: RoutingOutcome, sending: SendOutcome) -> None:
     """A table of POs by supplier and state, and a markdown report of the run."""
-    with session_scope() as session:
+    with session_scope(immediate=True) as session:
         rows = session.execute(
             sa.select(Supplier.code, PurchaseOrder.state, sa.func.count())
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]

@@ -44,6 +44,14 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
     cursor.close()
 
 
+def _begin_sqlite(connection: sa.Connection) -> None:
+    # A deferred transaction that reads, then writes, fails at once ("database is locked") when
+    # another writer got in between: it cannot wait for the lock. Sessions that read before
+    # they write begin IMMEDIATE (session_scope(immediate=True)) and wait their turn instead.
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     url = normalise_url(url)
@@ -53,7 +61,7 @@ def engine_for(url: str) -> Engine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 60})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -66,9 +74,16 @@ def get_engine() -> Engine:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session on the current database that commits on success and rolls back on error."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+def session_scope(*, immediate: bool = False) -> Iterator[Session]:
+    """A session on the current database that commits on success and rolls back on error.
+
+    ``immediate``: the session reads, then writes, while others may write too: on SQLite it
+    takes the write lock when it begins, waiting for it (PostgreSQL needs nothing of the kind).
+    """
+    engine = get_engine()
+    if immediate:
+        engine = engine.execution_options(sqlite_immediate=True)  # type: ignore[assignment]
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

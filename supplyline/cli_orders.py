@@ -121,7 +121,7 @@ def orders_purchase(
     from tasks.orders import po_view
     from tasks.po_submit import manual_purchase
 
-    with _refusals(), session_scope() as session:
+    with _refusals(), session_scope(immediate=True) as session:
         po = _po(session, po_number)
         if po.state != "awaiting_purchase":
             raise ValueError(
@@ -142,7 +142,7 @@ def orders_retry(
     from tasks.orders import po_view
     from tasks.po_states import move_pos
 
-    with _refusals(), session_scope() as session:
+    with _refusals(), session_scope(immediate=True) as session:
         po = _po(session, po_number)
         if po.state != "failed":
             raise ValueError(f"PO {po.po_number} is {po.state}: only a failed PO can be retried")
@@ -169,7 +169,7 @@ def orders_cancel(
     """Cancel an order for its retailer: unsent POs at once, sent ones at the supplier."""
     from tasks.orders import cancel_order, order_by_reference, order_view
 
-    with _refusals(), session_scope() as session:
+    with _refusals(), session_scope(immediate=True) as session:
         found = order_by_reference(session, order)
         cancel_order(session, found, actor=actor or default_actor())
         shown = order_view(session, found)
@@ -348,27 +348,59 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 def supplier_orders(
     code: Annotated[str, typer.Argument(help="Supplier code.")],
-    api_url: Annotated[str, typer.Option(help="The supplier's order API base URL.")],
-    client_id: Annotated[str, typer.Option(help="The client ID the supplier issued.")],
+    api_url: Annotated[str | None, typer.Option(help="The supplier's order API base URL.")] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="The client ID the supplier issued.")
+    ] = None,
     secret_env: Annotated[
-        str, typer.Option(help="Environment variable holding the client secret.")
-    ],
+        str | None, typer.Option(help="Environment variable holding the client secret.")
+    ] = None,
     max_concurrent: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds a request may take.")] = 10,
+    sftp: Annotated[
+        bool, typer.Option("--sftp", help="POs as files on the supplier's SFTP server instead.")
+    ] = False,
+    file_format: Annotated[str, typer.Option("--format", help="sftp: json or csv.")] = "json",
+    folder: Annotated[str, typer.Option(help="sftp: the folder POs go to.")] = "/orders",
     actor: ActorOption = None,
 ) -> None:
-    """Send this supplier's POs through its REST order API: saves the Prefect block
-    supplier-api-CODE (the secret stays in it) and makes it the supplier's order connector."""
-    from blocks.supplier_api import SupplierApi
+    """How this supplier receives POs: its REST order API (saves the Prefect block
+    supplier-api-CODE; the secret stays in it), or --sftp: files in a folder of its SFTP
+    server (the block supplier-CODE, saved with supplyline supplier sftp)."""
     from tasks.connections import set_supplier_ordering, supplier_by_code
-    from tasks.po_connectors import api_block_name
+    from tasks.po_connectors import PO_FILE_FORMATS, api_block_name
 
-    secret = os.environ.get(secret_env)
-    if not secret:
-        err_console.print(f"[red]error:[/red] environment variable {secret_env} is not set")
-        raise typer.Exit(EXIT_REFUSED)
-    with _refusals(), session_scope() as session:
+    with _refusals(), session_scope(immediate=True) as session:
         supplier_code = supplier_by_code(session, code).code
+        if sftp:
+            if api_url or client_id or secret_env:
+                raise ValueError("give --sftp or the API options (--api-url ...), not both")
+            if file_format not in PO_FILE_FORMATS:
+                raise ValueError(f"--format must be one of {', '.join(PO_FILE_FORMATS)}")
+            settings = {
+                "block": f"supplier-{supplier_code}",
+                "format": file_format,
+                "folder": folder,
+            }
+            set_supplier_ordering(
+                session,
+                supplier_code,
+                order_connector_type="sftp",
+                order_connector_settings=settings,
+                actor=actor or default_actor(),
+            )
+            console.print(
+                f"POs to {supplier_code} go as {file_format.upper()} files to {folder} on its SFTP "
+                f"server (block supplier-{supplier_code})"
+            )
+            return
+        if not (api_url and client_id and secret_env):
+            raise ValueError("give --api-url, --client-id and --secret-env (or --sftp)")
+        secret = os.environ.get(secret_env)
+        if not secret:
+            raise ValueError(f"environment variable {secret_env} is not set")
+        from blocks.supplier_api import SupplierApi
+
         block = SupplierApi(
             base_url=api_url,
             client_id=client_id,

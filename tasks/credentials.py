@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ SECRET_PREFIX = "sls_"
 CLIENT_ID_PREFIX = "slc_"
 HASH_SCHEME = "hmac-sha256"
 MAX_GRACE = timedelta(days=30)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # Compared against when a client ID is unknown, so that the answer takes as long either way.
@@ -208,10 +209,72 @@ def verify_credentials(client_id: str, secret: str) -> Principal:
                 matched = stored
         if matched is None:
             raise InvalidCredentials()
-        matched.last_used_at = now
-        credential.last_used_at = now
-        session.add_all([matched, credential])
-        return _principal(session, credential)
+        principal = _principal(session, credential)
+        last_used = as_utc(matched.last_used_at)
+    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+        _record_use(credential.id, matched.id, now)  # type: ignore[arg-type]
+    return principal
+
+
+def _record_use(credential_id: int, secret_id: int, now: datetime) -> None:
+    """When a key was last used, to the minute: an API serving many requests a second must
+    not write a row for each (nor wait for SQLite's write lock on every request)."""
+    with session_scope(immediate=True) as session:
+        for table, row_id in ((Credential, credential_id), (CredentialSecret, secret_id)):
+            session.execute(
+                sa.update(table)
+                .where(table.id == row_id)  # type: ignore[attr-defined]
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+
+@dataclass(frozen=True)
+class ConnectorKey:
+    """A verified API key of a retailer's connector: who calls the intake API."""
+
+    client_id: str
+    connector_id: int
+    connector: str
+    connector_type: str
+    retailer_id: int
+    removed: bool
+
+
+def verify_connector_key(client_id: str, secret: str) -> ConnectorKey:
+    """:func:`verify_credentials` for the intake API, in one query: the key must belong to a
+    connector (else InvalidCredentials, as for a wrong secret)."""
+    with session_scope() as session:
+        rows = session.execute(
+            sa.select(
+                Credential.id,
+                CredentialSecret.id,
+                CredentialSecret.salt,
+                CredentialSecret.secret_hash,
+                CredentialSecret.expires_at,
+                CredentialSecret.last_used_at,
+                RetailerConnector.id,
+                RetailerConnector.code,
+                RetailerConnector.connector_type,
+                RetailerConnector.retailer_id,
+                RetailerConnector.removed_at,
+            )
+            .join(CredentialSecret, CredentialSecret.credential_id == Credential.id)  # type: ignore[arg-type]
+            .join(RetailerConnector, RetailerConnector.id == Credential.connector_id)  # type: ignore[arg-type]
+            .where(Credential.client_id == client_id, Credential.revoked_at.is_(None))  # type: ignore[union-attr]
+        ).all()
+    if not rows:
+        _matches(_DECOY[0].hex(), _DECOY[1], secret)
+        raise InvalidCredentials()
+    now = utcnow()
+    for row in rows:
+        expires_at = as_utc(row[4])
+        if (expires_at is None or expires_at > now) and _matches(row[2], row[3], secret):
+            last_used = as_utc(row[5])
+            if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+                _record_use(row[0], row[1], now)
+            return ConnectorKey(client_id, row[6], row[7], row[8], row[9], row[10] is not None)
+    raise InvalidCredentials()
 
 
 LISTED_FIELDS = {"client_id", "label", "owner_kind", "created_at", "revoked_at", "last_used_at"}

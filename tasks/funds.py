@@ -113,6 +113,112 @@ def decide_purchase(
     return Purchased(connection_id, reference, total, remaining)
 
 
+def decide_purchases(
+    session: Session,
+    connection_id: int,
+    amounts: list[tuple[str, Decimal]],
+    *,
+    actor: str = "order-sync",
+) -> dict[str, Purchased | AwaitingPurchase]:
+    """:func:`decide_purchase` for many sent POs of one connection, in order, at once: one
+    read of the connection (row-locked on PostgreSQL; on SQLite the caller's transaction must
+    hold the write lock: ``session_scope(immediate=True)``), one ledger insert, one funds
+    update and one audit event, whatever the number of POs. A PO purchased before keeps its
+    purchase."""
+    query = (
+        select(RetailerConnection)
+        .where(RetailerConnection.id == connection_id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    connection = session.exec(query).first()
+    if connection is None:
+        raise RelationshipError(f"no connection #{connection_id}; see: supplyline connection list")
+    references = [reference for reference, _ in amounts]
+    earlier = {
+        movement.reference: movement.amount
+        for movement in session.exec(
+            select(FundsMovement).where(
+                FundsMovement.connection_id == connection_id,
+                FundsMovement.kind == "purchase",
+                FundsMovement.reference.in_(references),  # type: ignore[attr-defined]
+            )
+        )
+    }
+    eligible = (
+        connection.status == "active"
+        and connection.auto_purchase
+        and connection.payment_method in UNATTENDED_PAYMENT_METHODS
+        and connection.available_funds is not None
+    )
+    available = connection.available_funds
+    decisions: dict[str, Purchased | AwaitingPurchase] = {}
+    taken: list[tuple[str, Decimal]] = []
+    for reference, amount in amounts:
+        total = parse_money(amount, what="the PO total")
+        if reference in earlier:
+            decisions[reference] = Purchased(
+                connection_id, reference, earlier[reference], available or Decimal("0.00")
+            )
+        elif eligible and total > 0 and available is not None and available >= total:
+            available = available - total
+            taken.append((reference, total))
+            decisions[reference] = Purchased(connection_id, reference, total, available)
+        else:
+            decisions[reference] = AwaitingPurchase(
+                connection_id, reference, _why_not(connection, total, available)
+            )
+    if taken:
+        sum_taken = sum((amount for _, amount in taken), Decimal("0.00"))
+        now = utcnow()
+        session.execute(
+            sa.insert(FundsMovement),
+            [
+                {
+                    "connection_id": connection_id,
+                    "reference": reference,
+                    "kind": "purchase",
+                    "amount": amount,
+                    "created_at": now,
+                }
+                for reference, amount in taken
+            ],
+        )
+        changed = session.execute(
+            sa.update(RetailerConnection)
+            .where(
+                RetailerConnection.id == connection_id,  # type: ignore[arg-type]
+                RetailerConnection.available_funds >= sum_taken,  # type: ignore[operator]
+            )
+            .values(
+                available_funds=sa.func.round(
+                    RetailerConnection.available_funds - sum_taken, CENTS
+                ),
+                funds_updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise RelationshipError(
+                f"the funds of connection #{connection_id} changed while POs were purchased"
+            )
+        record_event(
+            session,
+            actor=actor,
+            action="funds.purchase",
+            entity_type="connection",
+            entity_id=connection_id,
+            before={"available_funds": f"{connection.available_funds:.2f}"},
+            after={
+                "available_funds": f"{available:.2f}",
+                "references": [reference for reference, _ in taken],
+                "total": f"{sum_taken:.2f}",
+            },
+        )
+    return decisions
+
+
 def release_funds(
     session: Session, connection_id: int, *, reference: str, actor: str = "order-sync"
 ) -> Decimal:
@@ -178,8 +284,12 @@ def funds_movements(session: Session, connection_id: int) -> list[FundsMovement]
     )
 
 
-def _why_not(connection: RetailerConnection, total: Decimal) -> str:
-    """The first rule that keeps the PO from an automatic purchase."""
+def _why_not(
+    connection: RetailerConnection, total: Decimal, available: Decimal | None = None
+) -> str:
+    """The first rule that keeps the PO from an automatic purchase (``available``: the funds
+    left, when earlier POs of the same batch took some)."""
+    available = connection.available_funds if available is None else available
     manual = "the PO waits for a manual purchase"
     if connection.status != "active":
         return f"connection #{connection.id} is {connection.status}: {manual}"
@@ -195,15 +305,12 @@ def _why_not(connection: RetailerConnection, total: Decimal) -> str:
     funds_name = (
         "remaining credit" if connection.payment_method == "line_of_credit" else "available funds"
     )
-    if connection.available_funds is None:
+    if available is None:
         return (
             f"connection #{connection.id} has no {funds_name} set: {manual} (set them with "
             f"supplyline connection settings {connection.id} --funds AMOUNT)"
         )
-    return (
-        f"the {funds_name} {connection.available_funds:.2f} do not cover the PO total "
-        f"{total:.2f}: {manual}"
-    )
+    return f"the {funds_name} {available:.2f} do not cover the PO total {total:.2f}: {manual}"
 
 
 def _already_purchased(session: Session, connection_id: int, reference: str) -> Purchased:

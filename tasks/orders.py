@@ -235,17 +235,17 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
             .order_by(PurchaseOrder.id)  # type: ignore[arg-type]
         )
     )
-    suppliers = {
-        s.id: s.code
-        for s in session.exec(
-            select(Supplier).where(
-                Supplier.id.in_(
-                    {po.supplier_id for po in pos}
-                    | {line.supplier_id for line in lines if line.supplier_id}
-                )
-            )  # type: ignore[union-attr]
-        )
+    supplier_ids = {po.supplier_id for po in pos} | {
+        line.supplier_id for line in lines if line.supplier_id
     }
+    suppliers = (
+        {
+            s.id: s.code
+            for s in session.exec(select(Supplier).where(Supplier.id.in_(supplier_ids)))  # type: ignore[union-attr]
+        }
+        if supplier_ids
+        else {}
+    )
     po_numbers = {po.id: po.po_number for po in pos}
     return {
         "id": order.id,

@@ -24,6 +24,8 @@ from tasks.orders import refresh_order_status
 from tasks.po_states import move_pos
 
 REFUSED_PREFIX = "the supplier refused to cancel: "
+# A supplier that answers later (a cancellation file over SFTP): asked once.
+REQUESTED = "cancellation requested from the supplier; its answer comes with its updates"
 
 CancelFunction = Callable[..., dict[str, Any]]
 
@@ -31,6 +33,7 @@ CancelFunction = Callable[..., dict[str, Any]]
 @dataclass
 class CancelOutcome:
     cancelled: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[tuple[str, str]] = field(default_factory=list)
 
@@ -44,7 +47,10 @@ def due_for_cancel(session: Session) -> dict[int, list[int]]:
             PurchaseOrder.supplier_order_id.is_not(None),  # type: ignore[union-attr]
             sa.or_(
                 PurchaseOrder.last_error.is_(None),  # type: ignore[union-attr]
-                PurchaseOrder.last_error.not_like(REFUSED_PREFIX + "%"),  # type: ignore[union-attr]
+                sa.and_(
+                    PurchaseOrder.last_error.not_like(REFUSED_PREFIX + "%"),  # type: ignore[union-attr]
+                    PurchaseOrder.last_error != REQUESTED,
+                ),
             ),
         )
         .order_by(PurchaseOrder.id)  # type: ignore[arg-type]
@@ -64,7 +70,7 @@ def cancel_at_supplier(
         pos = list(session.exec(select(PurchaseOrder).where(PurchaseOrder.id.in_(po_ids))))  # type: ignore[union-attr]
     for po in pos:
         try:
-            cancel(po.supplier_order_id)
+            answer = cancel(po.supplier_order_id)
         except SupplierRejected as exc:
             message = REFUSED_PREFIX + exc.supplier_message
             with session_factory() as session:
@@ -75,6 +81,11 @@ def cancel_at_supplier(
             with session_factory() as session:
                 _note(session, po.id, str(exc))  # type: ignore[arg-type]
             outcome.waiting.append((po.po_number, str(exc)))
+            continue
+        if answer.get("status") != "cancelled":
+            with session_factory() as session:
+                _note(session, po.id, REQUESTED, reason=REQUESTED)  # type: ignore[arg-type]
+            outcome.requested.append(po.po_number)
             continue
         with session_factory() as session:
             moved = move_pos(

@@ -33,7 +33,7 @@ from models.catalog import Supplier, utcnow
 from models.orders import OrderLine, PurchaseOrder, RetailOrder
 from models.relationships import RetailerConnection
 from supplyline.settings import get_settings
-from tasks.funds import AwaitingPurchase, Purchased, decide_purchase
+from tasks.funds import AwaitingPurchase, Purchased, decide_purchases
 from tasks.po_states import move_pos
 from tasks.routing import hold_reason
 
@@ -68,6 +68,7 @@ class SendOutcome:
     waiting: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     found_at_supplier: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: SendOutcome) -> None:
         for name in (
@@ -80,6 +81,8 @@ class SendOutcome:
         ):
             getattr(self, name).extend(getattr(other, name))
         self.found_at_supplier += other.found_at_supplier
+        for step, seconds in other.timings.items():
+            self.timings[step] = self.timings.get(step, 0.0) + seconds
 
 
 def release_holds(session: Session, *, actor: str) -> int:
@@ -268,12 +271,12 @@ def send_claimed(
 
 
 def record_results(session: Session, results: list[SendResult], *, actor: str) -> SendOutcome:
-    """Write what the sends did (see the module doc); the caller commits."""
+    """Write what the sends did (see the module doc); the caller commits, in a transaction
+    that holds SQLite's write lock (``session_scope(immediate=True)``)."""
     outcome = SendOutcome()
+    _record_sent(session, [r for r in results if r.order is not None], outcome, actor=actor)
     for result in results:
-        if result.order is not None:
-            _record_sent(session, result, outcome, actor=actor)
-        elif result.rejected is not None:
+        if result.rejected is not None:
             if move_pos(
                 session,
                 [(result.po.id, "awaiting_sync")],
@@ -319,44 +322,77 @@ def check_sendable(session: Session, po: PurchaseOrder) -> None:
         raise ValueError(f"PO {po.po_number} cannot go out: {held}")
 
 
-def _record_sent(session: Session, result: SendResult, outcome: SendOutcome, *, actor: str) -> None:
-    """The PO is at the supplier: purchased (``submitted``) or ``awaiting_purchase``.
+def _record_sent(
+    session: Session, sent: list[SendResult], outcome: SendOutcome, *, actor: str
+) -> None:
+    """POs now at the supplier: purchased (``submitted``) or ``awaiting_purchase``.
 
-    The purchase and the state change commit together or not at all: if another run recorded
-    the PO first, this one's purchase is rolled back too (it was the same purchase anyway:
-    one per PO number).
+    First the POs still awaiting sync are locked by an UPDATE (one another run recorded
+    meanwhile is left alone), then the purchases are decided per connection in one go, then
+    the POs move: a handful of statements per batch, not per PO.
     """
-    po, order = result.po, result.order
-    assert order is not None
-    now = utcnow()
-    values: dict[str, Any] = {
-        "send_lease_until": None,
-        "last_error": None,
-        "submitted_at": now,
-        "supplier_order_id": order.order_id,
-    }
-    savepoint = session.begin_nested()
-    decision = (
-        decide_purchase(session, po.connection_id, po.total, reference=po.po_number, actor=actor)
-        if po.connection_id is not None
-        else None
-    )
-    purchased = isinstance(decision, Purchased)
-    if purchased:
-        values |= {"purchase_kind": "auto", "purchased_at": now}
-    reason = decision.reason if isinstance(decision, AwaitingPurchase) else None
-    values["reason"] = reason
-    target = "awaiting_purchase" if reason else "submitted"
-    moved = move_pos(
-        session, [(po.id, "awaiting_sync")], target, actor=actor, reason=reason, values=values
-    )
-    if not moved:
-        savepoint.rollback()  # another run recorded it first
+    if not sent:
         return
-    savepoint.commit()
-    outcome.submitted.append(po.po_number)
-    outcome.found_at_supplier += order.found_existing
-    (outcome.purchased if purchased else outcome.awaiting_purchase).append(po.po_number)
+    now = utcnow()
+    owned: set[int] = set()
+    ids = [r.po.id for r in sent]
+    for start in range(0, len(ids), 500):
+        owned.update(
+            session.execute(
+                sa.update(PurchaseOrder)
+                .where(
+                    PurchaseOrder.id.in_(ids[start : start + 500]),  # type: ignore[union-attr]
+                    PurchaseOrder.state == "awaiting_sync",
+                )
+                .values(updated_at=now)
+                .returning(PurchaseOrder.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+    sent = [r for r in sent if r.po.id in owned]
+    decisions: dict[str, Purchased | AwaitingPurchase] = {}
+    by_connection: dict[int, list[SendResult]] = {}
+    for result in sent:
+        if result.po.connection_id is not None:
+            by_connection.setdefault(result.po.connection_id, []).append(result)
+    for connection_id, results in by_connection.items():
+        amounts = [(r.po.po_number, r.po.total) for r in results]
+        decisions |= decide_purchases(session, connection_id, amounts, actor=actor)
+    common = {"send_lease_until": None, "last_error": None, "submitted_at": now}
+    purchased = [r for r in sent if isinstance(decisions.get(r.po.po_number), Purchased)]
+    move_pos(
+        session,
+        [(r.po.id, "awaiting_sync") for r in purchased],
+        "submitted",
+        actor=actor,
+        values=common | {"reason": None, "purchase_kind": "auto", "purchased_at": now},
+    )
+    waiting: dict[str, list[SendResult]] = {}
+    for result in sent:
+        decision = decisions.get(result.po.po_number)
+        if not isinstance(decision, Purchased):
+            reason = decision.reason if decision else "the PO has no connection to purchase on"
+            waiting.setdefault(reason, []).append(result)
+    for reason, results in waiting.items():
+        move_pos(
+            session,
+            [(r.po.id, "awaiting_sync") for r in results],
+            "awaiting_purchase",
+            actor=actor,
+            reason=reason,
+            values=common | {"reason": reason},
+        )
+    session.connection().execute(
+        sa.update(PurchaseOrder.__table__)  # type: ignore[attr-defined]
+        .where(PurchaseOrder.__table__.c.id == sa.bindparam("po_id"))  # type: ignore[attr-defined]
+        .values(supplier_order_id=sa.bindparam("supplier_order_id")),
+        [{"po_id": r.po.id, "supplier_order_id": r.order.order_id} for r in sent],  # type: ignore[union-attr]
+    )
+    for result in sent:
+        outcome.submitted.append(result.po.po_number)
+        outcome.found_at_supplier += bool(result.order and result.order.found_existing)
+    outcome.purchased.extend(r.po.po_number for r in purchased)
+    outcome.awaiting_purchase.extend(r.po.po_number for rs in waiting.values() for r in rs)
 
 
 def _still_waiting(

@@ -43,6 +43,7 @@ class RoutingOutcome:
     lines_rejected: int = 0
     pos_created: list[int] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def add(self, other: RoutingOutcome) -> None:
         self.orders += other.orders
@@ -52,6 +53,7 @@ class RoutingOutcome:
         self.lines_rejected += other.lines_rejected
         self.pos_created.extend(other.pos_created)
         self.rejections.extend(other.rejections)
+        self.seconds += other.seconds
 
 
 def po_number(supplier_code: str, order_id: int) -> str:

@@ -30,6 +30,7 @@ from tasks.funds import (
     AwaitingPurchase,
     Purchased,
     decide_purchase,
+    decide_purchases,
     funds_movements,
     release_funds,
 )
@@ -320,6 +321,30 @@ def test_auto_purchase_takes_from_the_funds_and_cancellation_gives_back() -> Non
         ("PO-3", "purchase"),
         ("PO-2", "release"),
     ]
+
+
+@pytest.mark.usefixtures("parties")
+def test_purchases_decided_in_a_batch_take_in_order_and_never_twice() -> None:
+    connection_id = purchasing("50.00")
+    with session_scope(immediate=True) as session:
+        decisions = decide_purchases(
+            session,
+            connection_id,
+            [("PO-1", Decimal("20.00")), ("PO-2", Decimal("40.00")), ("PO-3", Decimal("30.00"))],
+        )
+    assert decisions["PO-1"] == Purchased(connection_id, "PO-1", Decimal("20.00"), Decimal("30.00"))
+    assert isinstance(decisions["PO-2"], AwaitingPurchase)
+    assert "available funds 30.00 do not cover the PO total 40.00" in decisions["PO-2"].reason
+    assert decisions["PO-3"].available_funds == Decimal("0.00")  # type: ignore[union-attr]
+    assert current(connection_id).available_funds == Decimal("0.00")
+    with session_scope(immediate=True) as session:
+        again = decide_purchases(session, connection_id, [("PO-1", Decimal("20.00"))])
+    assert isinstance(again["PO-1"], Purchased), "an earlier purchase stands"
+    assert current(connection_id).available_funds == Decimal("0.00")
+    with session_scope() as session:
+        assert [m.reference for m in funds_movements(session, connection_id)] == ["PO-1", "PO-3"]
+        [event] = [e for e in audit_trail(session) if e.action == "funds.purchase"]
+    assert event.after["references"] == ["PO-1", "PO-3"]
 
 
 @pytest.mark.usefixtures("parties")
