@@ -388,8 +388,9 @@ class _PipelinedSftp(paramiko.SFTPClient):
         """Read the open file ``handle`` from its start to its end into ``write``, in order.
 
         Asks for ``size`` bytes and one read past them (to see the end of the file, or that it
-        grew); replies may come out of order or short, and are put in order before ``write``
-        sees them. Returns how many bytes were written: the caller compares with ``size``.
+        grew); replies may come out of order or short (the rest is asked for again, up to where
+        an EOF said the file ends), and are put in order before ``write`` sees them. Returns how
+        many bytes were written in order from the start: the caller compares with ``size``.
         """
         in_flight = max(16, min(MAX_IN_FLIGHT, IN_FLIGHT_BYTES // self.read_size))
         top_up = max(1, in_flight // 8)
@@ -399,13 +400,15 @@ class _PipelinedSftp(paramiko.SFTPClient):
         early: dict[int, list[bytes]] = {}  # offset: data that came before what precedes it
         to_ask = deque([(0, size + self.read_size)])  # (offset, length) not asked for yet
         written = 0
-        at_end = False
+        end = size + self.read_size  # where the file ends, as far as the server has told
 
         def ask() -> None:
             requests = []
             with self._lock:
                 while to_ask and len(asked) < in_flight:
                     offset, length = to_ask.popleft()
+                    if offset >= end:
+                        continue
                     piece = min(length, self.read_size)
                     if length > piece:
                         to_ask.appendleft((offset + piece, length - piece))
@@ -442,18 +445,19 @@ class _PipelinedSftp(paramiko.SFTPClient):
                     parts: list[bytes] = []
                     self._receive_into(count, parts.append)
                     early[offset] = parts
-                if 0 < count < piece and not at_end:
-                    to_ask.appendleft((offset + count, piece - count))  # a short read
+                if count == 0:
+                    end = min(end, offset)
+                elif count < piece:  # a short read: ask for the rest (an EOF if at the end)
+                    to_ask.appendleft((offset + count, piece - count))
             elif kind == CMD_STATUS:
                 status = paramiko.Message(self._receive(length - 5))
                 if status.get_int() != SFTP_EOF:
                     status.rewind()
                     self._convert_status(status)
-                at_end = True
-                to_ask.clear()
+                end = min(end, offset)
             else:
                 raise SftpError(f"the server answered a read with message type {kind}")
-            if not at_end and len(asked) <= in_flight - top_up:
+            if len(asked) <= in_flight - top_up:
                 ask()
         return written
 
