@@ -219,6 +219,7 @@ class SftpServer(CredentialsBlock):
         try:
             sftp = _open_sftp(ssh.get_transport())  # type: ignore[arg-type]
             sftp.get_channel().settimeout(self.operation_timeout)  # type: ignore[union-attr]
+            sftp.use_server_limits()
             yield SftpClient(sftp)
         finally:
             ssh.close()
@@ -375,7 +376,7 @@ class _PipelinedSftp(paramiko.SFTPClient):
         """Read as much at a time as the server says it takes (limits@openssh.com)."""
         try:
             kind, reply = self._request(CMD_EXTENDED, "limits@openssh.com")
-        except (OSError, paramiko.SFTPError):
+        except (OSError, paramiko.SFTPError):  # OSError: unsupported, or no answer in time
             return  # not offered: stay with what every server takes
         if kind != CMD_EXTENDED_REPLY or reply is None:
             return
@@ -486,9 +487,7 @@ def _open_sftp(transport: paramiko.Transport) -> _PipelinedSftp:
     channel = transport.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
     channel.in_buffer = _ChunkPipe()
     channel.invoke_subsystem("sftp")
-    sftp = _PipelinedSftp(channel)
-    sftp.use_server_limits()
-    return sftp
+    return _PipelinedSftp(channel)
 
 
 class SftpClient:
