@@ -47,7 +47,8 @@ DEFAULT_PATTERNS = [
 # Big windows and packets, many reads in flight: the difference between a few MB/s and
 # line speed on a long fat pipe (measured in bench/sftp_download.py). The packet size is the
 # largest the server may send us: OpenSSH sends what it has ready, up to this, and each packet
-# costs paramiko's Python the same whatever its size (256 KiB: 3x faster than 32 KiB).
+# costs paramiko's Python about the same whatever its size (256 KiB rather than 32 KiB: about
+# half the download's time, bench/README.md).
 WINDOW_SIZE = 2**25
 MAX_PACKET_SIZE = 2**18
 # Each read asks for up to this much: as much as the server says it takes (OpenSSH: 255 KiB, in
@@ -367,7 +368,9 @@ class _PipelinedSftp(paramiko.SFTPClient):
     paramiko's own prefetch sends its reads from a thread that polls every 10 ms, files each
     reply in a dict that every read scans, and joins reads into a ``bytes`` that is copied again
     with each piece. Here the reading thread keeps its reads in flight itself, and each reply's
-    data goes to the writer in file order as it comes off the channel.
+    data goes to the writer in file order as it comes off the channel. It takes its request
+    numbers from paramiko's own counter (``request_number`` under ``_lock``), so other requests
+    on the session never share one; tests/test_sftp_block.py covers it against a real sshd.
     """
 
     read_size: int = paramiko.SFTPFile.MAX_REQUEST_SIZE
