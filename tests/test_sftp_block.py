@@ -131,6 +131,18 @@ def test_short_and_out_of_order_replies_are_put_back_in_order(
     assert download.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_a_server_without_limits_gets_32_kib_reads(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 777)
+    with OpenSshServer(denied_requests=("limits",)) as server:
+        (server.folder("inbox") / "catalog.csv").write_bytes(data)
+        with block(server).get_client() as sftp:
+            assert sftp._sftp.read_size == 32_768
+            [remote] = sftp.list(str(server.root / "inbox"))
+            download = sftp.download(remote, tmp_path / "local")
+    assert download.path.read_bytes() == data
+    assert download.sha256 == hashlib.sha256(data).hexdigest()
+
+
 def test_upload_goes_up_under_a_temporary_name_then_renamed(
     sshd: OpenSshServer, inbox: Path, tmp_path: Path
 ) -> None:
