@@ -14,14 +14,26 @@ import io
 import posixpath
 import socket
 import stat
+import struct
+import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 
 import paramiko
+from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
+from paramiko.sftp import (
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_READ,
+    CMD_STATUS,
+    SFTP_EOF,
+)
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -33,10 +45,19 @@ DEFAULT_PATTERNS = [
     for compressed in ("", ".gz", ".gzip", ".zip")
 ]
 # Big windows and packets, many reads in flight: the difference between a few MB/s and
-# line speed on a long fat pipe (measured in bench/sftp_download.py).
+# line speed on a long fat pipe (measured in bench/sftp_download.py). The packet size is the
+# largest the server may send us: OpenSSH sends what it has ready, up to this, and each packet
+# costs paramiko's Python about the same whatever its size (256 KiB rather than 32 KiB: about
+# half the download's time, bench/README.md).
 WINDOW_SIZE = 2**25
-MAX_PACKET_SIZE = 2**15
-PREFETCH_REQUESTS = 512
+MAX_PACKET_SIZE = 2**18
+# Each read asks for up to this much: as much as the server says it takes (OpenSSH: 255 KiB, in
+# its limits@openssh.com extension), else the 32 KiB every server takes. Fewer, larger replies
+# are fewer trips through paramiko's Python per byte.
+READ_SIZE = 2**18
+# Reads in flight: enough bytes to cover the round trip many times over, within the window.
+IN_FLIGHT_BYTES = 2**24
+MAX_IN_FLIGHT = 512
 # AES-GCM needs no separate MAC pass; the CTR modes stay for servers without it.
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
@@ -199,6 +220,7 @@ class SftpServer(CredentialsBlock):
         try:
             sftp = _open_sftp(ssh.get_transport())  # type: ignore[arg-type]
             sftp.get_channel().settimeout(self.operation_timeout)  # type: ignore[union-attr]
+            sftp.use_server_limits()
             yield SftpClient(sftp)
         finally:
             ssh.close()
@@ -258,36 +280,223 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return transport
 
 
-class _BytearrayPipe(paramiko.buffered_pipe.BufferedPipe):
-    """paramiko's channel buffer, on a bytearray instead of an array of bytes.
+class _Chunks:
+    """What a channel received and nobody has read yet: the packets' own bytes, in order."""
 
-    paramiko takes every SFTP reply out of the front of this buffer; an ``array`` shifts all
-    the bytes behind on each take, a ``bytearray`` only moves its start. With many reads in
-    flight the buffer holds megabytes, and that shifting was most of a download's time.
+    __slots__ = ("parts", "size", "start")
+
+    def __init__(self) -> None:
+        self.parts: deque[bytes] = deque()
+        self.start = 0  # how much of parts[0] was already read
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def take(self, limit: int) -> bytes:
+        first, start = self.parts[0], self.start
+        if len(first) - start > limit:
+            self.start = start + limit
+            out = first[start : start + limit]
+        else:
+            self.parts.popleft()
+            self.start = 0
+            out = first[start:] if start else first
+        self.size -= len(out)
+        return out
+
+    def take_all(self) -> bytes:
+        out = b"".join([self.parts[0][self.start :], *list(self.parts)[1:]]) if self.parts else b""
+        self.parts.clear()
+        self.start = self.size = 0
+        return out
+
+
+class _ChunkPipe(BufferedPipe):
+    """paramiko's channel buffer, keeping each packet's bytes as they came.
+
+    paramiko copies every packet into one growing array and copies each read back out of its
+    front. This buffer appends the packet itself and hands it back whole when the reader asks
+    for at least that much, so the data of a large SFTP reply is never copied here; a read may
+    return less than asked (at most one packet), as a socket's may.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._buffer = bytearray()  # type: ignore[assignment]
+        self._buffer: _Chunks = _Chunks()  # type: ignore[assignment]
 
-    def _buffer_frombytes(self, data: bytes) -> None:
-        self._buffer += data  # type: ignore[operator]
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            if self._event is not None:
+                self._event.set()
+            if data:
+                self._buffer.parts.append(bytes(data) if type(data) is not bytes else data)
+                self._buffer.size += len(data)
+            self._cv.notify_all()
 
-    def _buffer_tobytes(self, limit: int | None = None) -> bytes:
-        return bytes(memoryview(self._buffer)[:limit])  # type: ignore[arg-type]
+    def read(self, nbytes: int, timeout: float | None = None) -> bytes:
+        with self._lock:
+            if not self._buffer.size:
+                if self._closed:
+                    return b""
+                if timeout == 0.0:
+                    raise PipeTimeout()
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while not self._buffer.size and not self._closed:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise PipeTimeout()
+                    self._cv.wait(left)
+                if not self._buffer.size:
+                    return b""
+            out = self._buffer.take(nbytes)
+            if not self._buffer.size and self._event is not None and not self._closed:
+                self._event.clear()
+            return out
+
+    def empty(self) -> bytes:
+        with self._lock:
+            out = self._buffer.take_all()
+            if self._event is not None and not self._closed:
+                self._event.clear()
+            return out
 
 
-def _open_sftp(transport: paramiko.Transport) -> paramiko.SFTPClient:
+class _PipelinedSftp(paramiko.SFTPClient):
+    """paramiko's SFTP client, plus a whole-file read pipelined the way OpenSSH's client does.
+
+    paramiko's own prefetch sends its reads from a thread that polls every 10 ms, files each
+    reply in a dict that every read scans, and joins reads into a ``bytes`` that is copied again
+    with each piece. Here the reading thread keeps its reads in flight itself, and each reply's
+    data goes to the writer in file order as it comes off the channel. It takes its request
+    numbers from paramiko's own counter (``request_number`` under ``_lock``), so other requests
+    on the session never share one; tests/test_sftp_block.py covers it against a real sshd.
+    """
+
+    read_size: int = paramiko.SFTPFile.MAX_REQUEST_SIZE
+
+    def use_server_limits(self) -> None:
+        """Read as much at a time as the server says it takes (limits@openssh.com)."""
+        try:
+            kind, reply = self._request(CMD_EXTENDED, "limits@openssh.com")
+        except (OSError, paramiko.SFTPError):  # OSError: unsupported, or no answer in time
+            return  # not offered: stay with what every server takes
+        if kind != CMD_EXTENDED_REPLY or reply is None:
+            return
+        reply.get_int64()  # max-packet-length
+        max_read = reply.get_int64()
+        if max_read > 0:
+            self.read_size = max(min(max_read, READ_SIZE), self.read_size)
+
+    def read_file(self, handle: bytes, size: int, write: Callable[[bytes], object]) -> int:
+        """Read the open file ``handle`` from its start to its end into ``write``, in order.
+
+        Asks for ``size`` bytes and one read past them (to see the end of the file, or that it
+        grew); replies may come out of order or short (the rest is asked for again, up to where
+        an EOF said the file ends), and are put in order before ``write`` sees them. Returns how
+        many bytes were written in order from the start: the caller compares with ``size``.
+        """
+        in_flight = max(16, min(MAX_IN_FLIGHT, IN_FLIGHT_BYTES // self.read_size))
+        top_up = max(1, in_flight // 8)
+        prefix = struct.pack(">I", len(handle)) + handle
+        message_size = 1 + 4 + len(prefix) + 8 + 4
+        asked: dict[int, tuple[int, int]] = {}  # request id: (offset, length)
+        early: dict[int, list[bytes]] = {}  # offset: data that came before what precedes it
+        to_ask = deque([(0, size + self.read_size)])  # (offset, length) not asked for yet
+        written = 0
+        end = size + self.read_size  # where the file ends, as far as the server has told
+
+        def ask() -> None:
+            requests = []
+            with self._lock:
+                while to_ask and len(asked) < in_flight:
+                    offset, length = to_ask.popleft()
+                    if offset >= end:
+                        continue
+                    piece = min(length, self.read_size)
+                    if length > piece:
+                        to_ask.appendleft((offset + piece, length - piece))
+                    number = self.request_number
+                    self.request_number += 1
+                    asked[number] = (offset, piece)
+                    requests.append(
+                        struct.pack(">IBI", message_size, CMD_READ, number)
+                        + prefix
+                        + struct.pack(">QI", offset, piece)
+                    )
+            if requests:
+                self.sock.sendall(b"".join(requests))
+
+        ask()
+        while asked:
+            length, kind, number = struct.unpack(">IBI", self._receive(9))
+            if number not in asked:  # the late answer to something given up on: skip it
+                self._receive_into(length - 5, _discard)
+                continue
+            offset, piece = asked.pop(number)
+            if kind == CMD_DATA:
+                (count,) = struct.unpack(">I", self._receive(4))
+                if count > piece or length != 9 + count:
+                    raise SftpError(f"the server sent {count:,} bytes for a read of {piece:,}")
+                if offset == written:
+                    self._receive_into(count, write)
+                    written += count
+                    while written in early:
+                        for data in early.pop(written):
+                            write(data)
+                            written += len(data)
+                else:
+                    parts: list[bytes] = []
+                    self._receive_into(count, parts.append)
+                    early[offset] = parts
+                if count == 0:
+                    end = min(end, offset)
+                elif count < piece:  # a short read: ask for the rest (an EOF if at the end)
+                    to_ask.appendleft((offset + count, piece - count))
+            elif kind == CMD_STATUS:
+                status = paramiko.Message(self._receive(length - 5))
+                if status.get_int() != SFTP_EOF:
+                    status.rewind()
+                    self._convert_status(status)
+                end = min(end, offset)
+            else:
+                raise SftpError(f"the server answered a read with message type {kind}")
+            if len(asked) <= in_flight - top_up:
+                ask()
+        return written
+
+    def _receive(self, n: int) -> bytes:
+        data = self.sock.recv(n)
+        if len(data) == n:
+            return data
+        parts = [data]
+        self._receive_into(n - len(data), parts.append)
+        return b"".join(parts)
+
+    def _receive_into(self, n: int, write: Callable[[bytes], object]) -> None:
+        while n > 0:
+            data = self.sock.recv(n)
+            if not data:
+                raise SftpError("the server closed the connection in the middle of a reply")
+            write(data)
+            n -= len(data)
+
+
+def _discard(_data: bytes) -> None:
+    pass
+
+
+def _open_sftp(transport: paramiko.Transport) -> _PipelinedSftp:
     channel = transport.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
-    channel.in_buffer = _BytearrayPipe()
+    channel.in_buffer = _ChunkPipe()
     channel.invoke_subsystem("sftp")
-    return paramiko.SFTPClient(channel)
+    return _PipelinedSftp(channel)
 
 
 class SftpClient:
     """An open SFTP session: list, stat, download, upload and move, safely."""
 
-    def __init__(self, sftp: paramiko.SFTPClient) -> None:
+    def __init__(self, sftp: _PipelinedSftp) -> None:
         self._sftp = sftp
 
     def list(self, folder: str) -> list[RemoteFile]:
@@ -333,9 +542,12 @@ class SftpClient:
         try:
             with self._sftp.open(remote.path, "rb") as source, partial.open("wb") as sink:
                 size = source.stat().st_size or 0
-                source.prefetch(size, PREFETCH_REQUESTS)
-                _copy(source, sink, digest)
-                received = sink.tell()
+
+                def take(data: bytes) -> None:
+                    digest.update(data)
+                    sink.write(data)
+
+                received = self._sftp.read_file(source.handle, size, take)
             if received != size:
                 raise SftpError(
                     f"{remote.path}: received {received:,} bytes of {size:,}; the file changed "
@@ -375,9 +587,3 @@ class SftpClient:
             self._sftp.stat(folder)
         except FileNotFoundError:
             self._sftp.mkdir(folder)
-
-
-def _copy(source: paramiko.SFTPFile, sink: BinaryIO, digest: Any) -> None:
-    while chunk := source.read(1024 * 1024):
-        digest.update(chunk)
-        sink.write(chunk)

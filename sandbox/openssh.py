@@ -62,10 +62,12 @@ class OpenSshServer:
 
     ``root`` is a folder the SFTP account owns (make ``inbox`` and the like there);
     ``client_key`` the private key it accepts; ``password`` its password; ``known_hosts``
-    the line that pins the server's host key.
+    the line that pins the server's host key. ``denied_requests`` are SFTP requests the server
+    refuses (``sftp-server -P``, names as ``sftp-server -Q requests`` lists them), to play a
+    server without some extension.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, denied_requests: tuple[str, ...] = ()) -> None:
         if not Path(SSHD).exists():
             raise OpenSshUnavailable(
                 "sshd is not installed (Debian: apt-get install openssh-server)"
@@ -80,6 +82,7 @@ class OpenSshServer:
         self.root = self.dir / "sftp"
         self.host_key = self.dir / "ssh_host_ed25519_key"
         self.client_key = self.dir / "client_ed25519_key"
+        self.denied_requests = denied_requests
         self._process: subprocess.Popen[bytes] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -168,6 +171,9 @@ class OpenSshServer:
         return path
 
     def _config(self) -> str:
+        sftp = "internal-sftp" + (
+            f" -P {','.join(self.denied_requests)}" if self.denied_requests else ""
+        )
         return "\n".join(
             [
                 f"Port {self.port}",
@@ -181,8 +187,8 @@ class OpenSshServer:
                 "PasswordAuthentication yes",
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin no",
-                "Subsystem sftp internal-sftp",
-                "ForceCommand internal-sftp",
+                f"Subsystem sftp {sftp}",
+                f"ForceCommand {sftp}",
                 "MaxStartups 100:30:200",
                 "LogLevel ERROR",
                 "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import threading
 import time
@@ -96,6 +97,50 @@ def test_download_checks_size_hashes_and_leaves_no_temporary_file(
     assert download.path.read_bytes() == data
     assert download.sha256 == hashlib.sha256(data).hexdigest()
     assert sorted(p.name for p in (tmp_path / "local").iterdir()) == ["big.csv"]
+
+
+# OpenSSH's sftp-server reads at most 255 KiB (261120 bytes) at a time: sizes around that edge.
+@pytest.mark.parametrize("size", [0, 1, 261_119, 261_120, 261_121, 5 * 261_120 + 7])
+def test_download_of_any_size_gets_the_exact_bytes_in_large_reads(
+    sshd: OpenSshServer, inbox: Path, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    (inbox / "catalog.csv").write_bytes(data)
+    with block(sshd).get_client() as sftp:
+        assert sftp._sftp.read_size == 261_120, "the server's limits@openssh.com were taken"
+        [remote] = sftp.list(str(inbox))
+        download = sftp.download(remote, tmp_path / "local")
+    assert download.path.read_bytes() == data
+    assert (download.size, download.sha256) == (size, hashlib.sha256(data).hexdigest())
+    assert [p.name for p in (tmp_path / "local").iterdir()] == ["catalog.csv"]
+
+
+def test_short_and_out_of_order_replies_are_put_back_in_order(
+    sshd: OpenSshServer, inbox: Path, tmp_path: Path
+) -> None:
+    """Reads of 1 MiB, above the server's limit: it answers each with 255 KiB, the block asks
+    again for the rest, and those answers come after the ones for later parts of the file."""
+    data = os.urandom(9 * 1024 * 1024 + 12_345)
+    (inbox / "catalog.csv").write_bytes(data)
+    with block(sshd).get_client() as sftp:
+        sftp._sftp.read_size = 1024 * 1024
+        [remote] = sftp.list(str(inbox))
+        download = sftp.download(remote, tmp_path / "local")
+        assert sftp.stat(remote.path) == remote, "the session is still in step afterwards"
+    assert download.path.read_bytes() == data
+    assert download.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_server_without_limits_gets_32_kib_reads(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 777)
+    with OpenSshServer(denied_requests=("limits",)) as server:
+        (server.folder("inbox") / "catalog.csv").write_bytes(data)
+        with block(server).get_client() as sftp:
+            assert sftp._sftp.read_size == 32_768
+            [remote] = sftp.list(str(server.root / "inbox"))
+            download = sftp.download(remote, tmp_path / "local")
+    assert download.path.read_bytes() == data
+    assert download.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_upload_goes_up_under_a_temporary_name_then_renamed(
