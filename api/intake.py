@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from tasks.orders import (
     OrderNotFound,
     cancel_order,
     find_order,
+    new_order_view,
     order_view,
     place_order,
 )
@@ -205,10 +207,13 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-class Caller(BaseModel):
+@dataclass(frozen=True)
+class Caller:
     connector_id: int
     connector_type: str
     retailer_id: int
+    retailer: str
+    all_or_nothing: bool
 
 
 def _caller(connector: str, credentials: tuple[str, str], connector_type: str) -> Caller:
@@ -233,6 +238,8 @@ def _caller(connector: str, credentials: tuple[str, str], connector_type: str) -
         connector_id=key.connector_id,
         connector_type=key.connector_type,
         retailer_id=key.retailer_id,
+        retailer=key.retailer,
+        all_or_nothing=key.all_or_nothing,
     )
 
 
@@ -266,16 +273,18 @@ def _order_error(_request: Request, exc: OrderError) -> JSONResponse:
 
 
 def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
+    retailer = Retailer(
+        id=caller.retailer_id, code=caller.retailer, name="", all_or_nothing=caller.all_or_nothing
+    )
     with session_scope(immediate=True) as session:
-        retailer = session.get(Retailer, caller.retailer_id)
         intake = place_order(
-            session,
-            retailer,
-            order_in,
-            dialect=dialect,
-            connector_id=caller.connector_id,  # type: ignore[arg-type]
+            session, retailer, order_in, dialect=dialect, connector_id=caller.connector_id
         )
-        view = order_view(session, intake.order)
+        if intake.created:
+            view = new_order_view(intake.order, order_in, caller.retailer)
+    if not intake.created:  # read after the write lock is given back
+        with session_scope() as session:
+            view = order_view(session, intake.order)
     return JSONResponse(status_code=201 if intake.created else 200, content=view)
 
 

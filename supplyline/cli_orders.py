@@ -53,6 +53,9 @@ def register_order_commands(app: typer.Typer, supplier_app: typer.Typer) -> None
     app.add_typer(api_app, name="api")
     app.add_typer(sandbox_app, name="sandbox")
     supplier_app.command("orders")(supplier_orders)
+    from supplyline.cli_relationships import connector_app
+
+    connector_app.command("sftp")(connector_sftp)
 
 
 @contextmanager
@@ -174,6 +177,110 @@ def orders_cancel(
         cancel_order(session, found, actor=actor or default_actor())
         shown = order_view(session, found)
     _show_order(shown, as_json)
+
+
+# --- order files -------------------------------------------------------------------------------
+
+
+@orders_app.command("import")
+def orders_import(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Order files.")],
+    connector: Annotated[str, typer.Option(help="The retailer's connector they came through.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Take in order files by hand (order-file-intake flow): valid orders are stored, the rest
+    get an error file. Exit 1 if rows were refused, 2 if a file was refused whole."""
+    from flows.order_files import order_file_intake
+
+    with _refusals(), session_scope() as session:
+        from tasks.connectors import get_connector
+
+        get_connector(session, connector)
+    entries = order_file_intake(connector=connector, files=files)
+    _print_order_files(entries, as_json)
+
+
+@orders_app.command("pickup")
+def orders_pickup(
+    connector: Annotated[str, typer.Argument(help="A retailer's sftp connector.")],
+    stable_seconds: Annotated[
+        float | None, typer.Option(help="How long a file must hold still (default: setting).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take in the order files in the connector's SFTP orders folder now (order-sftp-intake)."""
+    from flows.order_files import order_sftp_intake
+
+    entries = order_sftp_intake(connector=connector, stable_seconds=stable_seconds)
+    _print_order_files(entries, as_json)
+
+
+def _print_order_files(entries: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(entries)
+    else:
+        for entry in entries:
+            console.print(
+                f"{entry['file_name']}: {entry['status']}; new orders "
+                f"{len(entry.get('orders_new', []))}, already received "
+                f"{len(entry.get('orders_again', []))}, "
+                f"refused {len(entry.get('orders_refused', []))}"
+                + (f"; error file {entry['error_file']}" if entry.get("error_file") else "")
+                + (f" ({entry['file_error']})" if entry.get("file_error") else ""),
+                markup=False,
+                soft_wrap=True,
+            )
+    statuses = {e["status"] for e in entries}
+    if statuses & {"rejected", "failed"}:
+        raise typer.Exit(2)
+    if "partially_accepted" in statuses:
+        raise typer.Exit(1)
+
+
+def connector_sftp(
+    code: Annotated[str, typer.Argument(help="A retailer's sftp connector.")],
+    host: Annotated[str, typer.Option(help="SFTP server host name or address.")],
+    user: Annotated[str, typer.Option(help="Account to log in as.")],
+    known_hosts: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="known_hosts pinning its host key.")
+    ],
+    port: Annotated[int, typer.Option(help="SSH port.")] = 22,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password.")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Private key file.")
+    ] = None,
+) -> None:
+    """Save the SFTP server of an sftp connector's folders as the block retailer-CODE."""
+    from blocks.sftp import SftpServer
+    from flows.order_files import retailer_block_name
+    from tasks.connectors import get_connector
+
+    with _refusals():
+        if (password_env is None) == (key_file is None):
+            raise ValueError("give exactly one of --password-env and --key-file")
+        password = os.environ.get(password_env) if password_env else None
+        if password_env and not password:
+            raise ValueError(f"environment variable {password_env} is not set")
+        with session_scope() as session:
+            found = get_connector(session, code)
+            if found.connector_type != "sftp":
+                raise ValueError(f"connector {code} is {found.connector_type}: it has no folders")
+        server = SftpServer(
+            host=host,
+            port=port,
+            username=user,
+            password=password,
+            private_key=key_file.read_text() if key_file else None,
+            known_hosts=known_hosts.read_text(),
+        )
+        server.save(retailer_block_name(found.code), overwrite=True)
+    console.print(
+        f"saved block [bold]{retailer_block_name(found.code)}[/bold]: {user}@{host}:{port}, host "
+        f"key pinned; orders from {found.settings['orders_folder']}, answers to "
+        f"{found.settings['status_folder']}"
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -239,6 +239,8 @@ class ConnectorKey:
     connector_type: str
     retailer_id: int
     removed: bool
+    retailer: str
+    all_or_nothing: bool
 
 
 def verify_connector_key(client_id: str, secret: str) -> ConnectorKey:
@@ -258,9 +260,12 @@ def verify_connector_key(client_id: str, secret: str) -> ConnectorKey:
                 RetailerConnector.connector_type,
                 RetailerConnector.retailer_id,
                 RetailerConnector.removed_at,
+                Retailer.code,
+                Retailer.all_or_nothing,
             )
             .join(CredentialSecret, CredentialSecret.credential_id == Credential.id)  # type: ignore[arg-type]
             .join(RetailerConnector, RetailerConnector.id == Credential.connector_id)  # type: ignore[arg-type]
+            .join(Retailer, Retailer.id == RetailerConnector.retailer_id)  # type: ignore[arg-type]
             .where(Credential.client_id == client_id, Credential.revoked_at.is_(None))  # type: ignore[union-attr]
         ).all()
     if not rows:
@@ -273,7 +278,9 @@ def verify_connector_key(client_id: str, secret: str) -> ConnectorKey:
             last_used = as_utc(row[5])
             if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
                 _record_use(row[0], row[1], now)
-            return ConnectorKey(client_id, row[6], row[7], row[8], row[9], row[10] is not None)
+            return ConnectorKey(
+                client_id, row[6], row[7], row[8], row[9], row[10] is not None, row[11], row[12]
+            )
     raise InvalidCredentials()
 
 

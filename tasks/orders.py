@@ -278,6 +278,39 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
     }
 
 
+def new_order_view(order: RetailOrder, order_in: OrderIn, retailer_code: str) -> dict[str, Any]:
+    """:func:`order_view` of an order just stored, from what was stored (no query)."""
+    return {
+        "id": order.id,
+        "retailer": retailer_code,
+        "order_id": order.source_order_id,
+        "dialect": order.dialect,
+        "status": order.status,
+        "reason": order.reason,
+        "all_or_nothing": order.all_or_nothing,
+        "ship_to": order.ship_to,
+        "shipping_method": order.shipping_method,
+        "received_at": _iso(order.received_at),
+        "routed_at": None,
+        "lines": [
+            {
+                "line_no": number,
+                "source_item_id": line.source_item_id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_cost": _money(line.unit_cost),
+                "status": "pending",
+                "reason": None,
+                "supplier": None,
+                "supplier_sku": None,
+                "po_number": None,
+            }
+            for number, line in enumerate(order_in.lines, start=1)
+        ],
+        "purchase_orders": [],
+    }
+
+
 def po_view(po: PurchaseOrder, supplier_code: str | None) -> dict[str, Any]:
     return {
         "po_number": po.po_number,
