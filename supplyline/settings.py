@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         description="Runs that may try to send a PO before it is marked failed.",
     )
     order_batch_size: int = Field(
-        default=500, ge=1, le=5000, description="Orders routed, or POs sent, per task run."
+        default=1000, ge=1, le=5000, description="Orders routed, or POs sent, per task run."
     )
 
     @property

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.catalog import Supplier, utcnow
-from models.db import as_utc, session_scope
+from models.db import as_utc, get_engine, session_scope
 from models.relationships import (
     Credential,
     CredentialSecret,
@@ -243,31 +243,35 @@ class ConnectorKey:
     all_or_nothing: bool
 
 
+# Built once: the intake API runs it for every request.
+_CONNECTOR_KEY_QUERY = (
+    sa.select(
+        Credential.id,
+        CredentialSecret.id,
+        CredentialSecret.salt,
+        CredentialSecret.secret_hash,
+        CredentialSecret.expires_at,
+        CredentialSecret.last_used_at,
+        RetailerConnector.id,
+        RetailerConnector.code,
+        RetailerConnector.connector_type,
+        RetailerConnector.retailer_id,
+        RetailerConnector.removed_at,
+        Retailer.code,
+        Retailer.all_or_nothing,
+    )
+    .join(CredentialSecret, CredentialSecret.credential_id == Credential.id)  # type: ignore[arg-type]
+    .join(RetailerConnector, RetailerConnector.id == Credential.connector_id)  # type: ignore[arg-type]
+    .join(Retailer, Retailer.id == RetailerConnector.retailer_id)  # type: ignore[arg-type]
+    .where(Credential.client_id == sa.bindparam("client_id"), Credential.revoked_at.is_(None))  # type: ignore[union-attr]
+)
+
+
 def verify_connector_key(client_id: str, secret: str) -> ConnectorKey:
     """:func:`verify_credentials` for the intake API, in one query: the key must belong to a
     connector (else InvalidCredentials, as for a wrong secret)."""
-    with session_scope() as session:
-        rows = session.execute(
-            sa.select(
-                Credential.id,
-                CredentialSecret.id,
-                CredentialSecret.salt,
-                CredentialSecret.secret_hash,
-                CredentialSecret.expires_at,
-                CredentialSecret.last_used_at,
-                RetailerConnector.id,
-                RetailerConnector.code,
-                RetailerConnector.connector_type,
-                RetailerConnector.retailer_id,
-                RetailerConnector.removed_at,
-                Retailer.code,
-                Retailer.all_or_nothing,
-            )
-            .join(CredentialSecret, CredentialSecret.credential_id == Credential.id)  # type: ignore[arg-type]
-            .join(RetailerConnector, RetailerConnector.id == Credential.connector_id)  # type: ignore[arg-type]
-            .join(Retailer, Retailer.id == RetailerConnector.retailer_id)  # type: ignore[arg-type]
-            .where(Credential.client_id == client_id, Credential.revoked_at.is_(None))  # type: ignore[union-attr]
-        ).all()
+    with get_engine().connect() as connection:
+        rows = connection.execute(_CONNECTOR_KEY_QUERY, {"client_id": client_id}).all()
     if not rows:
         _matches(_DECOY[0].hex(), _DECOY[1], secret)
         raise InvalidCredentials()

@@ -77,6 +77,11 @@ class Intake:
     created: bool
 
 
+# Built once: the intake API runs them for every order.
+_INSERT_ORDER = sa.insert(RetailOrder).returning(RetailOrder.id)
+_INSERT_LINES = sa.insert(OrderLine.__table__)  # type: ignore[attr-defined]
+
+
 def place_order(
     session: Session,
     retailer: Retailer,
@@ -85,11 +90,12 @@ def place_order(
     dialect: str,
     connector_id: int | None = None,
 ) -> Intake:
-    """Store the order unless the retailer sent it before (then give back the stored one)."""
+    """Store the order unless the retailer sent it before (then give back the stored one).
+
+    New orders are the common case: the order is inserted straight away, and a unique key
+    (retailer, order id) turns a repeat, or two requests at once, into a read of the stored one.
+    """
     fingerprint = order_in.fingerprint()
-    existing = _stored(session, retailer.id, order_in.source_order_id)  # type: ignore[arg-type]
-    if existing is not None:
-        return Intake(_same_or_conflict(existing, fingerprint), created=False)
     all_or_nothing = (
         retailer.all_or_nothing if order_in.all_or_nothing is None else order_in.all_or_nothing
     )
@@ -106,10 +112,9 @@ def place_order(
     )
     savepoint = session.begin_nested()
     try:
-        session.add(order)
-        session.flush()
+        order.id = session.execute(_INSERT_ORDER, order.model_dump(exclude={"id"})).scalar_one()
         session.execute(
-            sa.insert(OrderLine),
+            _INSERT_LINES,
             [
                 {
                     "order_id": order.id,
@@ -124,9 +129,7 @@ def place_order(
             ],
         )
     except IntegrityError:
-        # Sent twice at once: the other request stored it first.
         savepoint.rollback()
-        session.expunge(order)
         stored = _stored(session, retailer.id, order_in.source_order_id)  # type: ignore[arg-type]
         if stored is None:
             raise
