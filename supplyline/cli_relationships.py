@@ -55,7 +55,7 @@ from tasks.lookups import (
     set_lookup_default,
     set_lookup_value,
 )
-from tasks.retailers import add_retailer, get_retailer, list_retailers
+from tasks.retailers import add_retailer, get_retailer, list_retailers, set_all_or_nothing
 
 EXIT_REFUSED = 3
 EXIT_STATE_CONFLICT = 4
@@ -201,14 +201,45 @@ def retailer_add(
     registration_number: Annotated[
         str | None, typer.Option(help="Your own id for this customer.")
     ] = None,
+    all_or_nothing: Annotated[
+        bool,
+        typer.Option(
+            "--all-or-nothing/--partial",
+            help="Reject a whole order when one of its lines cannot be routed (default: partial).",
+        ),
+    ] = False,
     actor: ActorOption = None,
 ) -> None:
     """Register a retailer (a customer)."""
     with _refusals(), session_scope() as session:
         retailer = add_retailer(
-            session, code, name, registration_number=registration_number, actor=_actor(actor)
+            session,
+            code,
+            name,
+            registration_number=registration_number,
+            all_or_nothing=all_or_nothing,
+            actor=_actor(actor),
         )
         console.print(f"retailer [bold]{retailer.code}[/bold] ({retailer.name}) added")
+
+
+@retailer_app.command("settings")
+def retailer_settings(
+    code: Annotated[str, typer.Argument(help="Retailer code.")],
+    all_or_nothing: Annotated[
+        bool,
+        typer.Option(
+            "--all-or-nothing/--partial",
+            help="Reject a whole order when one of its lines cannot be routed, or route the rest.",
+        ),
+    ],
+    actor: ActorOption = None,
+) -> None:
+    """Change a retailer's order settings."""
+    with _refusals(), session_scope(immediate=True) as session:
+        retailer = set_all_or_nothing(session, code, all_or_nothing, actor=_actor(actor))
+        mode = "all or nothing" if retailer.all_or_nothing else "partial (the rest goes on)"
+        console.print(f"retailer [bold]{retailer.code}[/bold]: orders are {mode}")
 
 
 @retailer_app.command("list")

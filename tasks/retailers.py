@@ -27,6 +27,7 @@ def add_retailer(
     name: str,
     *,
     registration_number: str | None = None,
+    all_or_nothing: bool = False,
     actor: str,
 ) -> Retailer:
     code = normalise_retailer_code(code)
@@ -34,7 +35,12 @@ def add_retailer(
         raise RelationshipError("a retailer needs a name: --name NAME")
     if get_retailer_or_none(session, code):
         raise RelationshipError(f"retailer {code!r} already exists")
-    retailer = Retailer(code=code, name=name.strip(), registration_number=registration_number)
+    retailer = Retailer(
+        code=code,
+        name=name.strip(),
+        registration_number=registration_number,
+        all_or_nothing=all_or_nothing,
+    )
     session.add(retailer)
     try:
         session.flush()
@@ -66,3 +72,23 @@ def get_retailer(session: Session, code: str) -> Retailer:
 
 def list_retailers(session: Session) -> list[Retailer]:
     return list(session.exec(select(Retailer).order_by(Retailer.code)))
+
+
+def set_all_or_nothing(session: Session, code: str, value: bool, *, actor: str) -> Retailer:
+    """Whether the retailer's orders are rejected whole when a line cannot be routed (an
+    order may still say otherwise)."""
+    retailer = get_retailer(session, code)
+    before = snapshot(retailer)
+    retailer.all_or_nothing = value
+    session.add(retailer)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="retailer.settings",
+        entity_type="retailer",
+        entity_id=retailer.id,
+        before=before,
+        after=snapshot(retailer),
+    )
+    return retailer

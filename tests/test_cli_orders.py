@@ -112,3 +112,19 @@ def test_cancel_and_retry(connected: SupplierSandbox) -> None:
     assert "only a failed PO can be retried" in run("orders", "retry", "PO-ACME-00000002", code=3)
     assert "no PO" in run("orders", "purchase", "PO-NOPE", code=3)
     assert "no order" in run("orders", "cancel", "shopco:NOPE", code=3)
+
+
+def test_a_retailer_can_make_its_orders_all_or_nothing(connected: SupplierSandbox) -> None:
+    assert "orders are all or nothing" in " ".join(
+        run("retailer", "settings", "shopco", "--all-or-nothing").split()
+    )
+    order("O1", ("A-1", 1), ("NOPE", 1))
+    order("O2", ("A-1", 1), ("NOPE", 1), all_or_nothing=False)  # the order's own word wins
+    summary = json.loads(run("orders", "sync", "--json"))
+    assert (summary["orders_rejected"], summary["orders_partially_routed"]) == (1, 1)
+    shown = json.loads(run("orders", "show", "shopco:O1", "--json"))
+    assert shown["status"] == "rejected" and shown["all_or_nothing"] is True
+    assert "all-or-nothing" in shown["lines"][0]["reason"]
+    run("retailer", "settings", "shopco", "--partial")
+    order("O3", ("A-1", 1), ("NOPE", 1))
+    assert json.loads(run("orders", "sync", "--json"))["orders_partially_routed"] == 1
