@@ -14,8 +14,10 @@ import uvicorn
 from api.intake import app
 
 
-def serve(host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+def serve(host: str, port: int, workers: int = 1) -> None:
+    """Serve until stopped; ``workers`` processes share the port (one per core is plenty)."""
+    target = "api.intake:app" if workers > 1 else app
+    uvicorn.run(target, host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 
 @contextmanager

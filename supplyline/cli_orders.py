@@ -536,11 +536,12 @@ def supplier_orders(
 def api_serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Processes serving it.")] = 1,
 ) -> None:
     """Serve the order intake API (OpenAPI docs at /docs)."""
     from api.server import serve
 
-    serve(host, port)
+    serve(host, port, workers)
 
 
 @sandbox_app.command("supplier")
