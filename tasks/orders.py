@@ -250,18 +250,7 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
         else {}
     )
     po_numbers = {po.id: po.po_number for po in pos}
-    return {
-        "id": order.id,
-        "retailer": retailer.code if retailer else None,
-        "order_id": order.source_order_id,
-        "dialect": order.dialect,
-        "status": order.status,
-        "reason": order.reason,
-        "all_or_nothing": order.all_or_nothing,
-        "ship_to": order.ship_to,
-        "shipping_method": order.shipping_method,
-        "received_at": _iso(order.received_at),
-        "routed_at": _iso(order.routed_at),
+    return _order_header(order, retailer.code if retailer else None) | {
         "lines": [
             {
                 "line_no": line.line_no,
@@ -283,18 +272,7 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
 
 def new_order_view(order: RetailOrder, order_in: OrderIn, retailer_code: str) -> dict[str, Any]:
     """:func:`order_view` of an order just stored, from what was stored (no query)."""
-    return {
-        "id": order.id,
-        "retailer": retailer_code,
-        "order_id": order.source_order_id,
-        "dialect": order.dialect,
-        "status": order.status,
-        "reason": order.reason,
-        "all_or_nothing": order.all_or_nothing,
-        "ship_to": order.ship_to,
-        "shipping_method": order.shipping_method,
-        "received_at": _iso(order.received_at),
-        "routed_at": None,
+    return _order_header(order, retailer_code) | {
         "lines": [
             {
                 "line_no": number,
@@ -311,6 +289,22 @@ def new_order_view(order: RetailOrder, order_in: OrderIn, retailer_code: str) ->
             for number, line in enumerate(order_in.lines, start=1)
         ],
         "purchase_orders": [],
+    }
+
+
+def _order_header(order: RetailOrder, retailer_code: str | None) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "retailer": retailer_code,
+        "order_id": order.source_order_id,
+        "dialect": order.dialect,
+        "status": order.status,
+        "reason": order.reason,
+        "all_or_nothing": order.all_or_nothing,
+        "ship_to": order.ship_to,
+        "shipping_method": order.shipping_method,
+        "received_at": _iso(order.received_at),
+        "routed_at": _iso(order.routed_at),
     }
 
 

@@ -196,31 +196,26 @@ def route_received_orders(
                     "updated_at": now,
                 }
             )
+        summary = "; ".join(
+            f"line {_line_no(lines_by_order[order.id], i)}: {r}"  # type: ignore[index]
+            for i, r in sorted(reasons.items())
+        )
         if not choices:
             status = "rejected"
             outcome.rejected += 1
-            summary = "; ".join(
-                f"line {_line_no(lines_by_order[order.id], i)}: {r}"
-                for i, r in sorted(reasons.items())
-            )  # type: ignore[index]
             outcome.rejections.append(f"order {retailer.code}:{order.source_order_id}: {summary}")
         elif reasons:
             status = "partially_routed"
             outcome.partially_routed += 1
-            summary = "; ".join(
-                f"line {_line_no(lines_by_order[order.id], i)}: {r}"
-                for i, r in sorted(reasons.items())
-            )  # type: ignore[index]
         else:
             status = "routed"
             outcome.routed += 1
-            summary = None
         outcome.lines_rejected += len(reasons)
         order_updates.append(
             {
                 "id": order.id,
                 "status": status,
-                "reason": summary,
+                "reason": summary or None,
                 "routed_at": now,
                 "updated_at": now,
             }
