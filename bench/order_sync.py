@@ -2,10 +2,10 @@
 
     uv run python bench/order_sync.py                      # 10,000 orders, SQLite
     uv run python bench/order_sync.py --postgres           # the same on a new PostgreSQL database
-    uv run python bench/order_sync.py --orders 2000 --concurrency 8
+    uv run python bench/order_sync.py --pipelined --api-workers 2
 
-By default the orders are posted (by a process of their own) while the ``order-sync`` flow runs
-again and again, as in a deployment; ``--sequential`` posts them all first, then syncs once.
+The orders are posted first, then one ``order-sync`` run sends them (``--pipelined``: a process of
+its own posts while ``order-sync`` runs again and again, as in a deployment).
 The intake API (``supplyline api serve``) and the supplier sandbox (``supplyline sandbox
 supplier``) run as processes of their own on loopback, as they would beside a real
 deployment; this process posts the orders over HTTP, then runs the ``order-sync`` flow on
@@ -180,9 +180,9 @@ def main() -> None:
         "--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument(
-        "--sequential",
+        "--pipelined",
         action="store_true",
-        help="Post every order first, then sync once (default: sync runs while orders arrive).",
+        help="Sync again and again while orders arrive (default: post every order, then sync).",
     )
     parser.add_argument("--post-only", nargs=3, metavar=("URL", "CONNECTOR", "ORDERS"))
     args = parser.parse_args()
@@ -269,7 +269,7 @@ def main() -> None:
         sandbox_cpu_before = cpu_seconds(sandbox.pid)
         intake_url = f"http://127.0.0.1:{api_port}"
         started = time.perf_counter()
-        if args.sequential:
+        if not args.pipelined:
             statuses = post_orders(
                 intake_url, connector, (api_key, api_secret), args.orders, args.concurrency
             )
@@ -326,7 +326,7 @@ def main() -> None:
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": "postgresql" if args.postgres else "sqlite",
-        "mode": "sequential" if args.sequential else "pipelined",
+        "mode": "pipelined" if args.pipelined else "sequential",
         "orders": args.orders,
         "concurrency": args.concurrency,
         "api_workers": args.api_workers,

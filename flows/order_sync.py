@@ -138,7 +138,16 @@ def order_sync(batch_size: int | None = None) -> dict[str, Any]:
     sending.waiting.extend(cancelling.waiting)
     summary = _summary(routing, prepared, sending)
     summary["po_failures"].extend(f"{n}: {r}" for n, r in cancelling.refused)
-    _publish(summary, routing, sending)
+    if (
+        routing.orders
+        or sending.submitted
+        or sending.rejected
+        or sending.waiting
+        or cancelling.cancelled
+        or cancelling.refused
+        or sending.failed
+    ):
+        _publish(summary, routing, sending)  # a run that found nothing to do adds no version
     return summary
 
 
