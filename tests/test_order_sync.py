@@ -3,6 +3,7 @@ HTTP, purchase rules, rejections, faults, and exactly once under retries and con
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -433,3 +434,35 @@ def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
         po.supplier_order_id for po in found.values()
     }
     assert any(po.send_attempts > 1 for po in found.values())
+
+
+def test_each_run_publishes_pos_by_state_and_its_problems(sandbox: SupplierSandbox) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key: str, run_id: object) -> list:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return [a for a in found if a.flow_run_id == run_id]
+
+    make_world()
+    sandbox.refused_skus = {"A-2"}
+    save_block(sandbox)
+    order("O1", ("A-2", 1))
+    order("O2", ("A-1", 1), ("G-1", 1))
+    state = order_sync(return_state=True)
+    run_id = state.state_details.flow_run_id
+    [table] = asyncio.run(artifacts("order-sync-pos", run_id))
+    data = json.loads(table.data) if isinstance(table.data, str) else table.data
+    rows = {(r["supplier"], r["state"]): r["pos"] for r in data}
+    assert rows == {("acme", "rejected"): 1, ("acme", "submitted"): 1, ("globex", "on_hold"): 1}
+    [report] = asyncio.run(artifacts("order-sync-report", run_id))
+    assert (
+        "PO-ACME-00000001" in report.data and "SKU A-2 is not sold to this account" in report.data
+    )
+    quiet = order_sync(return_state=True).state_details.flow_run_id
+    assert asyncio.run(artifacts("order-sync-pos", quiet)) == []
