@@ -154,7 +154,11 @@ schema:
 """
     )
     monkeypatch.setattr(contract_module, "CONTRACTS_DIR", folder)
-    assert set(available_contracts()) == {"catalog_item", "price_update"}
+    shipped = {
+        p.name.removesuffix(".odcs.yaml") for p in contract_module.CONTRACTS_DIR.glob("*.odcs.yaml")
+    }
+    assert {"catalog_item", "order"} <= shipped
+    assert set(available_contracts()) == shipped | {"price_update"}
     compiled = compile_contract(load_contract("price_update"))
     frame = pd.DataFrame(
         {"sku": ["A", "B", "C"], "cost": ["50", "100.5", "1"], "currency": ["USD", "GBP", None]},

@@ -159,3 +159,26 @@ def test_order_files_from_a_retailers_sftp_folder(sshd: OpenSshServer) -> None:
     )
     assert order_sftp_intake(connector=connector, stable_seconds=0) == []
     assert set(orders()) == {"R1"}
+
+
+def test_the_order_contract_compiles_every_rule() -> None:
+    from data_contracts.contract import load_contract
+    from data_contracts.suite import compile_contract
+
+    contract = load_contract("order")
+    compiled = compile_contract(contract)
+    assert (contract.name, contract.version) == ("order", "1.0.0")
+    required = {c.name for c in contract.columns if c.required}
+    assert required == {
+        "order_id",
+        "sku",
+        "quantity",
+        "ship_to_name",
+        "ship_to_address1",
+        "ship_to_city",
+        "ship_to_postal_code",
+        "ship_to_country",
+    }
+    ids = {rule.id for rule in compiled.rules}
+    assert {f"{name}.required" for name in required} <= ids
+    assert {"order_id.pattern", "quantity.type", "quantity.range", "ship_to_country.pattern"} <= ids
