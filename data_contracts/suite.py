@@ -13,6 +13,7 @@ text of each typed column, on which the required and type rules run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,24 @@ class CompiledContract:
         rules: tuple[Rule, ...] | None = None,
     ) -> gx.ExpectationSuite:
         """A GX suite in ``context`` holding one expectation per rule (all, or ``rules``)."""
-        suite_name = name or f"{self.contract.name}-{self.contract.version}"
-        suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+        return context.suites.add(self.suite(name, rules))
+
+    def suite(
+        self,
+        name: str | None = None,
+        rules: tuple[Rule, ...] | None = None,
+        batch_ids: Mapping[str, str] | None = None,
+    ) -> gx.ExpectationSuite:
+        """A GX suite holding one expectation per rule (all, or ``rules``), kept in no store.
+
+        ``batch_ids`` (rule id -> batch id) pins each expectation to the batch it runs on, for
+        a validation over several batches at once. Needs an active GX context.
+        """
+        suite = gx.ExpectationSuite(name=name or f"{self.contract.name}-{self.contract.version}")
         rules = self.rules if rules is None else rules
         for rule in rules:
-            suite.add_expectation(rule.expectation.copy(deep=True))
+            update = {"batch_id": batch_ids[rule.id]} if batch_ids else {}
+            suite.add_expectation(rule.expectation.copy(update=update, deep=True))
         if len(suite.expectations) != len(rules):
             raise ContractError(
                 f"{self.contract.name}: GX kept {len(suite.expectations)} of {len(rules)} rules"

@@ -11,7 +11,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,9 +19,11 @@ from pathlib import Path
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.core.batch_definition import BatchDefinition
+from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.validator.validator import Validator
 
 from data_contracts.expectations import expected_gs1_check_digit
 from data_contracts.mapping import Mapping
@@ -49,6 +50,14 @@ _SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _CURRENCY = re.compile(r"^[+-]?[$€£¥]\s?[\d.,]+$|^[\d.,]+\s?[$€£¥]$")
+
+# Every failing row's index, for the messages; no partial lists and no index query (a string
+# listing every failing index, which nothing here reads).
+_RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "partial_unexpected_count": 0,
+    "return_unexpected_index_query": False,
+}
 
 
 @dataclass(frozen=True)
@@ -134,21 +143,40 @@ def validate_rows(
     )
 
 
-def _run_suite(view: pd.DataFrame, compiled: CompiledContract) -> dict[str, object]:
-    """Run every rule; rules reading the same columns run together on just those columns.
+def _run_suite(
+    view: pd.DataFrame, compiled: CompiledContract
+) -> dict[str, ExpectationValidationResult]:
+    """Run every rule in one GX validation; rules reading the same columns share a batch of
+    just those columns.
 
-    GX copies its whole batch each time it filters rows, and it filters for nearly every
-    metric: on a narrow frame that copy is one or two columns instead of all of them.
+    GX copies a rule's whole batch each time it filters rows (empty values, failures), and it
+    filters for nearly every metric: on a batch of the one or two columns the rule reads, that
+    copy is cheap. All the batches are loaded into one execution engine and the whole suite
+    is resolved as one metric graph, so GX's fixed costs (a validator, a batch fingerprint,
+    stored results) are paid once, not once per group of rules.
     """
     groups: dict[tuple[str, ...] | None, list[Rule]] = {}
     for rule in compiled.rules:
         groups.setdefault(columns_read_by(rule), []).append(rule)
-    results = []
+    batches: dict[str, pd.DataFrame] = {}
+    batch_ids: dict[str, str] = {}
+    for index, (columns, rules) in enumerate(groups.items()):
+        batch_id = f"columns-{index}"
+        batches[batch_id] = view if columns is None else view[list(columns)]
+        batch_ids.update(dict.fromkeys((rule.id for rule in rules), batch_id))
     with _GX_LOCK:
-        context, batch = _gx_context()
-        for columns, rules in groups.items():
-            frame = view if columns is None else view[list(columns)]
-            results.extend(_run_rules(context, batch, compiled, tuple(rules), frame))
+        context = _gx_context()
+        suite = compiled.suite(batch_ids=batch_ids)
+        engine = PandasExecutionEngine()
+        for batch_id, frame in batches.items():
+            engine.load_batch_data(batch_id, frame)
+        validator = Validator(execution_engine=engine, data_context=context)
+        configurations = validator.process_expectations_for_validation(
+            suite.expectation_configurations
+        )
+        results = validator.graph_validate(
+            configurations, runtime_configuration={"result_format": dict(_RESULT_FORMAT)}
+        )
     by_rule = {r.expectation_config.meta["rule"]: r for r in results}
     missing = [rule.id for rule in compiled.rules if rule.id not in by_rule]
     if missing:
@@ -156,41 +184,12 @@ def _run_suite(view: pd.DataFrame, compiled: CompiledContract) -> dict[str, obje
     return by_rule
 
 
-def _run_rules(
-    context: AbstractDataContext,
-    batch: BatchDefinition,
-    compiled: CompiledContract,
-    rules: tuple[Rule, ...],
-    frame: pd.DataFrame,
-) -> list:
-    suite = compiled.build_suite(
-        context, name=f"{compiled.contract.name}-{uuid.uuid4().hex}", rules=rules
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
-    )
-    try:
-        outcome = definition.run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0},
-        )
-    finally:
-        context.validation_definitions.delete(definition.name)
-        context.suites.delete(suite.name)
-    return list(outcome.results)
-
-
 @lru_cache(maxsize=1)
-def _gx_context() -> tuple[AbstractDataContext, BatchDefinition]:
+def _gx_context() -> AbstractDataContext:
     """One ephemeral GX context per process (each new one makes a temporary folder)."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("supplyline")
-        .add_dataframe_asset("rows")
-        .add_batch_definition_whole_dataframe("file")
-    )
-    return context, batch
+    return context
 
 
 # --- messages -------------------------------------------------------------------------------
