@@ -20,6 +20,8 @@ from typing import Any
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.exceptions import ExpectationNotFoundError
@@ -369,8 +371,23 @@ def validation_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 def _convert(text: pd.Series, logical_type: str) -> pd.Series:
     if logical_type in ("number", "integer"):
-        return pd.to_numeric(text, errors="coerce").astype("float64")
+        return _to_float(text)
     if logical_type == "date":
         return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     lowered = text.str.lower()
     return lowered.isin(TRUE_WORDS).astype("boolean").where(lowered.notna())
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    """Numbers from text that matched the type pattern (None elsewhere), as float64.
+
+    Arrow's cast parses a million values in a few hundredths of a second, ten times faster
+    than ``pd.to_numeric``, and rounds as ``float()`` does. It refuses the whole column when a
+    value is not an ASCII number (Python's ``\\d`` also matches other scripts' digits):
+    ``pd.to_numeric`` then decides, value by value.
+    """
+    try:
+        numbers = pc.cast(pa.array(text, type=pa.large_string(), from_pandas=True), pa.float64())
+    except pa.ArrowInvalid:
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")

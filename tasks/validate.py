@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import great_expectations as gx
@@ -73,15 +73,23 @@ class ValidationResult:
     """Outcome of holding a table against a contract.
 
     ``errors`` maps each invalid row's number to its messages, ``; ``-joined, in column order.
-    ``valid_rows`` is the validation view of the rows that passed every rule (typed columns
-    converted), indexed by row number.
+    ``view`` is the validation view the rules ran on, indexed by row number.
     """
 
     rows_total: int
     errors: pd.Series
     rule_failures: list[RuleFailure]
-    valid_rows: pd.DataFrame
+    view: pd.DataFrame = field(repr=False)
     table_errors: list[str] = field(default_factory=list)
+
+    @cached_property
+    def valid_rows(self) -> pd.DataFrame:
+        """The view's rows that passed every rule, typed columns converted, no text copies.
+
+        Built on first use: loading needs it, a check alone does not (it copies every row).
+        """
+        valid = self.view.drop(index=self.errors.index)
+        return valid[[c for c in valid.columns if not c.endswith(TEXT_SUFFIX)]]
 
     @property
     def rows_invalid(self) -> int:
@@ -132,13 +140,11 @@ def validate_rows(
         )
     else:
         errors = pd.Series([], index=pd.Index([], dtype=np.int64), dtype=object, name="_errors")
-    valid_rows = view.drop(index=errors.index)
-    valid_rows = valid_rows[[c for c in valid_rows.columns if not c.endswith(TEXT_SUFFIX)]]
     return ValidationResult(
         rows_total=len(view),
         errors=errors,
         rule_failures=failures,
-        valid_rows=valid_rows,
+        view=view,
         table_errors=table_errors,
     )
 
@@ -209,7 +215,7 @@ def render_messages(
 
 def _text(view: pd.DataFrame, column: str, positions: np.ndarray) -> list[str]:
     name = column + TEXT_SUFFIX if column + TEXT_SUFFIX in view.columns else column
-    values = view[name].to_numpy(dtype=object)[positions]
+    values = view[name].take(positions).to_numpy(dtype=object)
     return ["" if v is None or v != v else str(v) for v in values]
 
 
@@ -302,7 +308,7 @@ def _render_range(
     kwargs = rule.expectation.configuration.kwargs
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     strict_low, strict_high = kwargs.get("strict_min"), kwargs.get("strict_max")
-    numbers = view[rule.column or ""].to_numpy()[positions]
+    numbers = view[rule.column or ""].take(positions).to_numpy()
     messages = []
     for text, number in zip(_text(view, rule.column or "", positions), numbers, strict=True):
         if low is not None and (number < low or (strict_low and number == low)):
