@@ -13,6 +13,7 @@ text of each typed column, on which the required and type rules run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,8 +189,9 @@ def _option_rules(contract: Contract, column: ContractColumn) -> list[Rule]:
                 f"{name}.pattern",
                 name,
                 "pattern",
-                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=str(options["pattern"])),
+                _regex_expectation(name, str(options["pattern"])),
                 hint=column.hint,
+                pattern=str(options["pattern"]),
             )
         )
     if LENGTH_OPTIONS & set(options):
@@ -236,6 +238,64 @@ def _range_expectation(contract: Contract, column: ContractColumn) -> Expectatio
         elif inclusive is not None:
             bounds[f"{side}_value"] = inclusive
     return gxe.ExpectColumnValuesToBeBetween(**bounds)
+
+
+# What Python's ``\s`` matches in a text pattern, the characters for which str.isspace() is
+# true (a test checks it against ``re``), as the body of a character class that Python and
+# RE2 both read: escapes for the ASCII ones, the others as themselves.
+PYTHON_WHITESPACE_CLASS = (
+    r"\t\n\v\f\r\x1c-\x1f " + "\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+# An inline ASCII flag, (?a) or (?a:...), makes \s ASCII only.
+_ASCII_FLAG = re.compile(r"\(\?[aiLmsux-]*a")
+
+
+def _regex_expectation(column: str, pattern: str) -> Expectation:
+    return gxe.ExpectColumnValuesToMatchRegex(column=column, regex=spell_out_whitespace(pattern))
+
+
+def spell_out_whitespace(pattern: str) -> str:
+    """``pattern`` with ``\\s`` and ``\\S`` spelled out as the characters Python's ``re`` reads.
+
+    pandas matches Arrow text with RE2, a whole column at once, unless the pattern holds
+    something RE2 reads differently from Python; ``\\s`` is one (RE2's misses ``\\v`` and the
+    Unicode spaces), and then pandas runs Python's ``re`` value by value, thirty times
+    slower. Spelled out, the pattern matches exactly the same values. A pattern that cannot be
+    spelled out so (``\\S`` inside a character class) is returned as it is.
+    """
+    if _ASCII_FLAG.search(pattern):
+        return pattern
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if escaped == "s":
+                body = PYTHON_WHITESPACE_CLASS
+                out.append(body if in_class else f"[{body}]")
+            elif escaped == "S":
+                if in_class:
+                    return pattern
+                out.append(f"[^{PYTHON_WHITESPACE_CLASS}]")
+            else:
+                out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            # A "]" first in a class (after an optional "^") is a literal, not its end.
+            for lead in ("^", "]"):
+                if pattern.startswith(lead, index):
+                    out.append(lead)
+                    index += 1
+    return "".join(out)
 
 
 LIBRARY_METRICS = ("nullValues", "duplicateValues", "invalidValues")
@@ -291,10 +351,11 @@ def _library_rule(
         expectation = gxe.ExpectColumnValuesToBeInSet(column=text_column(column), value_set=values)
         return _rule(rule_id, name, "values", expectation, description)
     if "pattern" in arguments:
-        expectation = gxe.ExpectColumnValuesToMatchRegex(
-            column=text_column(column), regex=str(arguments["pattern"])
+        pattern = str(arguments["pattern"])
+        expectation = _regex_expectation(text_column(column), pattern)
+        return _rule(
+            rule_id, name, "pattern", expectation, description, hint=column.hint, pattern=pattern
         )
-        return _rule(rule_id, name, "pattern", expectation, description, hint=column.hint)
     raise ContractError(f"{where}: invalidValues needs arguments.validValues or arguments.pattern")
 
 
@@ -337,12 +398,13 @@ def _rule(
     description: str | None = None,
     hint: str | None = None,
     logical_type: str | None = None,
+    pattern: str | None = None,
 ) -> Rule:
-    """``hint`` (the contract's wording of a valid value) goes into error messages."""
+    """``hint`` (the contract's wording of a valid value) and ``pattern`` (its regular
+    expression as written) go into error messages."""
     meta = {"rule": rule_id, "column": column, "kind": kind}
-    expectation.meta = meta | {
-        k: v for k, v in {"hint": hint, "logical_type": logical_type}.items() if v
-    }
+    extra = {"hint": hint, "logical_type": logical_type, "pattern": pattern}
+    expectation.meta = meta | {k: v for k, v in extra.items() if v}
     if description:
         expectation.description = description
     return Rule(rule_id, column, kind, expectation, description)

@@ -271,10 +271,9 @@ def _render_unique(
 def _render_pattern(
     rule: Rule, view: pd.DataFrame, positions: np.ndarray, labels: Labels
 ) -> list[str]:
-    hint = (
-        rule.expectation.meta.get("hint")
-        or f"the pattern {rule.expectation.configuration.kwargs['regex']}"
-    )
+    meta = rule.expectation.meta
+    pattern = meta.get("pattern") or rule.expectation.configuration.kwargs["regex"]
+    hint = meta.get("hint") or f"the pattern {pattern}"
     messages = []
     for value in _text(view, rule.column or "", positions):
         if _SCIENTIFIC.match(value):
