@@ -156,3 +156,18 @@ def test_gs1_check_digit_matches_stdnum_on_many_numbers() -> None:
     expected = [ean.is_valid(v) for v in values]
     assert gs1_check_digit_ok(pd.Series(values, dtype="str")).tolist() == expected
     assert sum(expected) == 400
+
+
+def test_gs1_check_digit_of_values_that_are_not_gtins() -> None:
+    """Values of another shape pass (the pattern rule reports them), digits of other scripts
+    included; the index is kept."""
+    from data_contracts.expectations import gs1_check_digit_ok
+
+    values = pd.Series(
+        ["036000291452", "036000291453", None, "", "12345", "٣٣٣٣٣٣٣٣", "96385075", " 96385074"],
+        index=range(10, 18),
+        dtype="str",
+    )
+    ok = gs1_check_digit_ok(values)
+    assert ok.index.tolist() == list(range(10, 18))
+    assert ok.tolist() == [True, False, True, True, True, True, False, True]
