@@ -118,10 +118,9 @@ def validate_rows(
     table_errors: list[str] = []
     for rule in compiled.rules:
         result = results[rule.id]
-        if result.exception_info.get("raised_exception"):
-            raise RuntimeError(
-                f"rule {rule.id} could not run: {result.exception_info.get('exception_message')}"
-            )
+        error = _exception_message(result)
+        if error is not None:
+            raise RuntimeError(f"rule {rule.id} could not run: {error}")
         positions = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
         if rule.column is None or rule.expectation.expectation_type.startswith("expect_table"):
             if not result.success:
@@ -188,6 +187,20 @@ def _run_suite(
     if missing:
         raise RuntimeError(f"GX returned no result for rules: {', '.join(missing)}")
     return by_rule
+
+
+def _exception_message(result: ExpectationValidationResult) -> str | None:
+    """Why GX could not run an expectation, or None when it ran.
+
+    An error in the expectation itself is reported at the top of ``exception_info``; an error
+    in one of its metrics under that metric's id, and then the result holds no failing rows.
+    """
+    info = result.exception_info or {}
+    reports = [info, *(value for value in info.values() if isinstance(value, dict))]
+    for report in reports:
+        if report.get("raised_exception"):
+            return str(report.get("exception_message"))
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pandas as pd
 import pytest
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
 from stdnum import ean
 
-from data_contracts.contract import load_contract
+from data_contracts.contract import load_contract, parse_contract
 from data_contracts.suite import compile_contract
 from tasks.validate import ValidationResult, validate_rows
 
@@ -171,3 +179,54 @@ def test_gs1_check_digit_of_values_that_are_not_gtins() -> None:
     ok = gs1_check_digit_ok(values)
     assert ok.index.tolist() == list(range(10, 18))
     assert ok.tolist() == [True, False, True, True, True, True, False, True]
+
+
+class ColumnValuesFailToCompute(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.fail_to_compute"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: object) -> pd.Series:
+        raise ValueError("the metric broke")
+
+
+class ExpectColumnValuesToFailToCompute(ColumnMapExpectation):
+    """A test expectation whose metric always raises."""
+
+    map_metric = "column_values.fail_to_compute"
+    success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
+
+
+def test_a_rule_gx_could_not_run_is_an_error_not_a_pass() -> None:
+    """GX reports a metric that raised under the metric's id, with no failing rows."""
+    document = {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "name": "t",
+        "version": "1",
+        "schema": [
+            {
+                "name": "t",
+                "properties": [
+                    {
+                        "name": "x",
+                        "logicalType": "string",
+                        "quality": [
+                            {
+                                "name": "x_computes",
+                                "type": "custom",
+                                "engine": "greatExpectations",
+                                "implementation": {
+                                    "type": "expect_column_values_to_fail_to_compute",
+                                    "kwargs": {"column": "x"},
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    compiled = compile_contract(parse_contract(document))
+    frame = pd.DataFrame({"x": ["a", "b"]}, dtype="str", index=pd.RangeIndex(2, 4))
+    with pytest.raises(RuntimeError, match=r"rule x_computes could not run: .*the metric broke"):
+        validate_rows(frame, compiled)
