@@ -15,7 +15,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from stdnum import ean
 
 from data_contracts.contract import load_contract, parse_contract
-from data_contracts.suite import compile_contract
+from data_contracts.suite import compile_contract, validation_view
 from tasks.validate import ValidationResult, validate_rows
 
 BASE = {
@@ -230,3 +230,16 @@ def test_a_rule_gx_could_not_run_is_an_error_not_a_pass() -> None:
     frame = pd.DataFrame({"x": ["a", "b"]}, dtype="str", index=pd.RangeIndex(2, 4))
     with pytest.raises(RuntimeError, match=r"rule x_computes could not run: .*the metric broke"):
         validate_rows(frame, compiled)
+
+
+def test_typed_columns_hold_the_number_the_text_means() -> None:
+    """Only text matching the type's pattern is converted, as float() reads it."""
+    compiled = compile_contract(load_contract("catalog_item"))
+    texts = ["+5", "5.", ".5", "-0", "007", "1e5", "٣", "12,5", "$5", None, "1" + "0" * 400]
+    frame = pd.DataFrame({"cost": texts, "quantity": texts}, dtype="str")
+    view = validation_view(frame, compiled.contract)
+    numbers = [5.0, 5.0, 0.5, -0.0, 7.0, None, None, None, None, None, float("inf")]
+    whole = [5.0, 5.0, None, -0.0, 7.0, None, None, None, None, None, float("inf")]
+    assert view["cost"].dtype == view["quantity"].dtype == "float64"
+    assert [None if v != v else v for v in view["cost"]] == numbers
+    assert [None if v != v else v for v in view["quantity"]] == whole
