@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -481,11 +482,30 @@ def validate_file(
     limits: ReadLimits | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> FileValidation:
-    """Read, map and validate one file. A file-level problem is recorded, never raised."""
+    """Read, map and validate one file. A file-level problem is recorded, never raised.
+
+    The file's sha256 is computed on a thread of its own while the file is read and checked
+    (hashlib lets go of the GIL while it hashes).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        digest = pool.submit(file_sha256, path)
+        validation = _validate_file(path, compiled, mapping, file_name, limits, on_stage)
+        validation.sha256 = digest.result()
+    return validation
+
+
+def _validate_file(
+    path: Path,
+    compiled: CompiledContract,
+    mapping: Mapping | None,
+    file_name: str | None,
+    limits: ReadLimits | None,
+    on_stage: Callable[[str], None] | None,
+) -> FileValidation:
     stage = on_stage or (lambda _name: None)
     validation = FileValidation(
         file_name=file_name or path.name,
-        sha256=file_sha256(path),
+        sha256="",
         size_bytes=path.stat().st_size,
         contract_name=compiled.contract.name,
         contract_version=compiled.contract.version,
