@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_contracts.contract import Contract
 from data_contracts.mapping import Mapping
@@ -36,8 +38,7 @@ def apply_mapping(frame: pd.DataFrame, contract: Contract, mapping: Mapping | No
     source_columns = match_headers(list(frame.columns), contract, mapping)
     canonical: dict[str, pd.Series] = {}
     for column, header in source_columns.items():
-        text = frame[header].astype("str").str.strip()
-        text = text.where(text != "")
+        text = trimmed_or_none(frame[header])
         if mapping and column in mapping.values:
             text = translate_values(text, mapping.values[column])
         canonical[column] = text
@@ -100,6 +101,18 @@ def match_headers(
             row=1,
         )
     return matched
+
+
+def trimmed_or_none(values: pd.Series) -> pd.Series:
+    """``values`` as text without surrounding whitespace, missing where that leaves nothing.
+
+    The same as ``.str.strip()`` then ``.where(text != "")``, in two Arrow kernels: pandas'
+    ``where`` on text rebuilds the column through a slow masked replace.
+    """
+    text = pa.array(values.astype("str"), type=pa.large_string(), from_pandas=True)
+    trimmed = pc.utf8_trim_whitespace(text)
+    kept = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
+    return pd.Series(kept, index=values.index, dtype="str")
 
 
 def translate_values(text: pd.Series, table: dict[str, str]) -> pd.Series:

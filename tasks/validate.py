@@ -11,18 +11,20 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.core.batch_definition import BatchDefinition
+from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.validator.validator import Validator
 
 from data_contracts.expectations import expected_gs1_check_digit
 from data_contracts.mapping import Mapping
@@ -50,6 +52,14 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _CURRENCY = re.compile(r"^[+-]?[$€£¥]\s?[\d.,]+$|^[\d.,]+\s?[$€£¥]$")
 
+# Every failing row's index, for the messages; no partial lists and no index query (a string
+# listing every failing index, which nothing here reads).
+_RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "partial_unexpected_count": 0,
+    "return_unexpected_index_query": False,
+}
+
 
 @dataclass(frozen=True)
 class RuleFailure:
@@ -64,15 +74,23 @@ class ValidationResult:
     """Outcome of holding a table against a contract.
 
     ``errors`` maps each invalid row's number to its messages, ``; ``-joined, in column order.
-    ``valid_rows`` is the validation view of the rows that passed every rule (typed columns
-    converted), indexed by row number.
+    ``view`` is the validation view the rules ran on, indexed by row number.
     """
 
     rows_total: int
     errors: pd.Series
     rule_failures: list[RuleFailure]
-    valid_rows: pd.DataFrame
+    view: pd.DataFrame = field(repr=False)
     table_errors: list[str] = field(default_factory=list)
+
+    @cached_property
+    def valid_rows(self) -> pd.DataFrame:
+        """The view's rows that passed every rule, typed columns converted, no text copies.
+
+        Built on first use: loading needs it, a check alone does not (it copies every row).
+        """
+        valid = self.view.drop(index=self.errors.index)
+        return valid[[c for c in valid.columns if not c.endswith(TEXT_SUFFIX)]]
 
     @property
     def rows_invalid(self) -> int:
@@ -101,10 +119,9 @@ def validate_rows(
     table_errors: list[str] = []
     for rule in compiled.rules:
         result = results[rule.id]
-        if result.exception_info.get("raised_exception"):
-            raise RuntimeError(
-                f"rule {rule.id} could not run: {result.exception_info.get('exception_message')}"
-            )
+        error = _exception_message(result)
+        if error is not None:
+            raise RuntimeError(f"rule {rule.id} could not run: {error}")
         positions = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
         if rule.column is None or rule.expectation.expectation_type.startswith("expect_table"):
             if not result.success:
@@ -123,32 +140,49 @@ def validate_rows(
         )
     else:
         errors = pd.Series([], index=pd.Index([], dtype=np.int64), dtype=object, name="_errors")
-    valid_rows = view.drop(index=errors.index)
-    valid_rows = valid_rows[[c for c in valid_rows.columns if not c.endswith(TEXT_SUFFIX)]]
     return ValidationResult(
         rows_total=len(view),
         errors=errors,
         rule_failures=failures,
-        valid_rows=valid_rows,
+        view=view,
         table_errors=table_errors,
     )
 
 
-def _run_suite(view: pd.DataFrame, compiled: CompiledContract) -> dict[str, object]:
-    """Run every rule; rules reading the same columns run together on just those columns.
+def _run_suite(
+    view: pd.DataFrame, compiled: CompiledContract
+) -> dict[str, ExpectationValidationResult]:
+    """Run every rule in one GX validation; rules reading the same columns share a batch of
+    just those columns.
 
-    GX copies its whole batch each time it filters rows, and it filters for nearly every
-    metric: on a narrow frame that copy is one or two columns instead of all of them.
+    GX copies a rule's whole batch each time it filters rows (empty values, failures), and it
+    filters for nearly every metric: on a batch of the one or two columns the rule reads, that
+    copy is cheap. All the batches are loaded into one execution engine and the whole suite
+    is resolved as one metric graph, so GX's fixed costs (a validator, a batch fingerprint,
+    stored results) are paid once, not once per group of rules.
     """
     groups: dict[tuple[str, ...] | None, list[Rule]] = {}
     for rule in compiled.rules:
         groups.setdefault(columns_read_by(rule), []).append(rule)
-    results = []
+    batches: dict[str, pd.DataFrame] = {}
+    batch_ids: dict[str, str] = {}
+    for index, (columns, rules) in enumerate(groups.items()):
+        batch_id = f"columns-{index}"
+        batches[batch_id] = view if columns is None else view[list(columns)]
+        batch_ids.update(dict.fromkeys((rule.id for rule in rules), batch_id))
     with _GX_LOCK:
-        context, batch = _gx_context()
-        for columns, rules in groups.items():
-            frame = view if columns is None else view[list(columns)]
-            results.extend(_run_rules(context, batch, compiled, tuple(rules), frame))
+        context = _gx_context()
+        suite = compiled.suite(batch_ids=batch_ids)
+        engine = PandasExecutionEngine()
+        for batch_id, frame in batches.items():
+            engine.load_batch_data(batch_id, frame)
+        validator = Validator(execution_engine=engine, data_context=context)
+        configurations = validator.process_expectations_for_validation(
+            suite.expectation_configurations
+        )
+        results = validator.graph_validate(
+            configurations, runtime_configuration={"result_format": dict(_RESULT_FORMAT)}
+        )
     by_rule = {r.expectation_config.meta["rule"]: r for r in results}
     missing = [rule.id for rule in compiled.rules if rule.id not in by_rule]
     if missing:
@@ -156,41 +190,26 @@ def _run_suite(view: pd.DataFrame, compiled: CompiledContract) -> dict[str, obje
     return by_rule
 
 
-def _run_rules(
-    context: AbstractDataContext,
-    batch: BatchDefinition,
-    compiled: CompiledContract,
-    rules: tuple[Rule, ...],
-    frame: pd.DataFrame,
-) -> list:
-    suite = compiled.build_suite(
-        context, name=f"{compiled.contract.name}-{uuid.uuid4().hex}", rules=rules
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
-    )
-    try:
-        outcome = definition.run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0},
-        )
-    finally:
-        context.validation_definitions.delete(definition.name)
-        context.suites.delete(suite.name)
-    return list(outcome.results)
+def _exception_message(result: ExpectationValidationResult) -> str | None:
+    """Why GX could not run an expectation, or None when it ran.
+
+    An error in the expectation itself is reported at the top of ``exception_info``; an error
+    in one of its metrics under that metric's id, and then the result holds no failing rows.
+    """
+    info = result.exception_info or {}
+    reports = [info, *(value for value in info.values() if isinstance(value, dict))]
+    for report in reports:
+        if report.get("raised_exception"):
+            return str(report.get("exception_message"))
+    return None
 
 
 @lru_cache(maxsize=1)
-def _gx_context() -> tuple[AbstractDataContext, BatchDefinition]:
+def _gx_context() -> AbstractDataContext:
     """One ephemeral GX context per process (each new one makes a temporary folder)."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("supplyline")
-        .add_dataframe_asset("rows")
-        .add_batch_definition_whole_dataframe("file")
-    )
-    return context, batch
+    return context
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -210,7 +229,7 @@ def render_messages(
 
 def _text(view: pd.DataFrame, column: str, positions: np.ndarray) -> list[str]:
     name = column + TEXT_SUFFIX if column + TEXT_SUFFIX in view.columns else column
-    values = view[name].to_numpy(dtype=object)[positions]
+    values = view[name].take(positions).to_numpy(dtype=object)
     return ["" if v is None or v != v else str(v) for v in values]
 
 
@@ -266,10 +285,9 @@ def _render_unique(
 def _render_pattern(
     rule: Rule, view: pd.DataFrame, positions: np.ndarray, labels: Labels
 ) -> list[str]:
-    hint = (
-        rule.expectation.meta.get("hint")
-        or f"the pattern {rule.expectation.configuration.kwargs['regex']}"
-    )
+    meta = rule.expectation.meta
+    pattern = meta.get("pattern") or rule.expectation.configuration.kwargs["regex"]
+    hint = meta.get("hint") or f"the pattern {pattern}"
     messages = []
     for value in _text(view, rule.column or "", positions):
         if _SCIENTIFIC.match(value):
@@ -303,7 +321,7 @@ def _render_range(
     kwargs = rule.expectation.configuration.kwargs
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     strict_low, strict_high = kwargs.get("strict_min"), kwargs.get("strict_max")
-    numbers = view[rule.column or ""].to_numpy()[positions]
+    numbers = view[rule.column or ""].take(positions).to_numpy()
     messages = []
     for text, number in zip(_text(view, rule.column or "", positions), numbers, strict=True):
         if low is not None and (number < low or (strict_low and number == low)):
@@ -464,11 +482,30 @@ def validate_file(
     limits: ReadLimits | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> FileValidation:
-    """Read, map and validate one file. A file-level problem is recorded, never raised."""
+    """Read, map and validate one file. A file-level problem is recorded, never raised.
+
+    The file's sha256 is computed on a thread of its own while the file is read and checked
+    (hashlib lets go of the GIL while it hashes).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        digest = pool.submit(file_sha256, path)
+        validation = _validate_file(path, compiled, mapping, file_name, limits, on_stage)
+        validation.sha256 = digest.result()
+    return validation
+
+
+def _validate_file(
+    path: Path,
+    compiled: CompiledContract,
+    mapping: Mapping | None,
+    file_name: str | None,
+    limits: ReadLimits | None,
+    on_stage: Callable[[str], None] | None,
+) -> FileValidation:
     stage = on_stage or (lambda _name: None)
     validation = FileValidation(
         file_name=file_name or path.name,
-        sha256=file_sha256(path),
+        sha256="",
         size_bytes=path.stat().st_size,
         contract_name=compiled.contract.name,
         contract_version=compiled.contract.version,

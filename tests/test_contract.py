@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from data_contracts.contract import (
     load_contract,
     parse_contract,
 )
-from data_contracts.suite import compile_contract
+from data_contracts.suite import PYTHON_WHITESPACE_CLASS, compile_contract, spell_out_whitespace
 from tasks.validate import validate_rows
 
 CATALOG = Path(contract_module.__file__).with_name("catalog_item.odcs.yaml")
@@ -253,3 +254,59 @@ def test_invalid_contract_documents(document: object, message: str) -> None:
 def test_unknown_contract_name_lists_the_known_ones() -> None:
     with pytest.raises(ContractError, match=r"unknown contract 'nope'.*catalog_item"):
         load_contract("nope")
+
+
+def test_spelled_out_whitespace_is_what_python_means_by_backslash_s() -> None:
+    every_space = {chr(c) for c in range(0x110000) if re.fullmatch(r"\s", chr(c))}
+    spelled = re.compile(f"[{PYTHON_WHITESPACE_CLASS}]")
+    assert {chr(c) for c in range(0x110000) if spelled.fullmatch(chr(c))} == every_space
+
+
+SPACE_PATTERNS = [
+    r"^https?://[^\s|]+(?:\s*\|\s*https?://[^\s|]+)*$",
+    r"^\S+$",
+    r"a\sb",
+    r"^[\s]*x[^\s]*$",
+    r"^[]\s]+$",
+    r"^[^]\s]+$",
+    r"^\\s+$",
+    r"^[a-z\s\]]+$",
+]
+SPACE_VALUES = [
+    "https://a.example/1.jpg",
+    "https://a.example/1.jpg | https://a.example/2.jpg",
+    "https://a.example/1.jpg\u00a0| https://a.example/2.jpg",
+    "https://a.example/1\u2003.jpg",
+    "https://a.example/1.jpg\x0b|https://b.example",
+    "https://a.example/1.jpg\x1c",
+    "a b",
+    "a\u3000b",
+    "a\u200bb",
+    "x",
+    " \t\x85x",
+    "] ]",
+    "]\u2029]",
+    r"\s\s",
+    "ab]",
+    "",
+]
+
+
+@pytest.mark.parametrize("pattern", SPACE_PATTERNS)
+def test_spelled_out_whitespace_matches_the_same_values_in_python_and_in_arrow(
+    pattern: str,
+) -> None:
+    """Whatever engine pandas picks for the spelled-out pattern, it matches what the pattern
+    as written matches in Python."""
+    spelled = spell_out_whitespace(pattern)
+    assert "\\s" not in spelled.replace("\\\\", "") and "\\S" not in spelled.replace("\\\\", "")
+    expected = [re.search(pattern, value) is not None for value in SPACE_VALUES]
+    assert [re.search(spelled, value) is not None for value in SPACE_VALUES] == expected
+    arrow = pd.Series(SPACE_VALUES, dtype="str").array
+    assert not arrow._needs_python_regex(spelled)  # pandas keeps it in RE2
+    assert pd.Series(arrow).str.contains(spelled).tolist() == expected
+
+
+@pytest.mark.parametrize("pattern", [r"^[\S]+$", r"(?a)^\s+$", r"^(?a:\s)$"])
+def test_patterns_that_cannot_be_spelled_out_are_left_as_written(pattern: str) -> None:
+    assert spell_out_whitespace(pattern) == pattern

@@ -686,6 +686,14 @@ def test_giant_field_names_row_and_column(tmp_path: Path) -> None:
     )
 
 
+def test_field_limit_counts_characters_not_bytes(tmp_path: Path) -> None:
+    """100 two-byte letters are 200 bytes and 100 characters: within a limit of 100."""
+    path = write(tmp_path, "c.csv", "sku,description\nA1," + "é" * 100 + "\nA2,ok\n")
+    assert rows(read_table(path, limits=ReadLimits(max_field_chars=100)).frame)[2][1] == "é" * 100
+    error = rejected(path, limits=ReadLimits(max_field_chars=99))
+    assert 'Row 2, column B ("description"): the value is 100 characters long' in error.message
+
+
 def test_giant_field_in_a_file_only_the_csv_module_reads(tmp_path: Path) -> None:
     """An empty row wider than the header stops pyarrow and pandas, not the csv module."""
     path = write(tmp_path, "c.csv", "sku,description\n,,,,\nA2," + "x" * 500 + "\n")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pandas as pd
 import pytest
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
 from stdnum import ean
 
-from data_contracts.contract import load_contract
-from data_contracts.suite import compile_contract
+from data_contracts.contract import load_contract, parse_contract
+from data_contracts.suite import compile_contract, validation_view
 from tasks.validate import ValidationResult, validate_rows
 
 BASE = {
@@ -156,3 +164,82 @@ def test_gs1_check_digit_matches_stdnum_on_many_numbers() -> None:
     expected = [ean.is_valid(v) for v in values]
     assert gs1_check_digit_ok(pd.Series(values, dtype="str")).tolist() == expected
     assert sum(expected) == 400
+
+
+def test_gs1_check_digit_of_values_that_are_not_gtins() -> None:
+    """Values of another shape pass (the pattern rule reports them), digits of other scripts
+    included; the index is kept."""
+    from data_contracts.expectations import gs1_check_digit_ok
+
+    values = pd.Series(
+        ["036000291452", "036000291453", None, "", "12345", "٣٣٣٣٣٣٣٣", "96385075", " 96385074"],
+        index=range(10, 18),
+        dtype="str",
+    )
+    ok = gs1_check_digit_ok(values)
+    assert ok.index.tolist() == list(range(10, 18))
+    assert ok.tolist() == [True, False, True, True, True, True, False, True]
+
+
+class ColumnValuesFailToCompute(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.fail_to_compute"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs: object) -> pd.Series:
+        raise ValueError("the metric broke")
+
+
+class ExpectColumnValuesToFailToCompute(ColumnMapExpectation):
+    """A test expectation whose metric always raises."""
+
+    map_metric = "column_values.fail_to_compute"
+    success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
+
+
+def test_a_rule_gx_could_not_run_is_an_error_not_a_pass() -> None:
+    """GX reports a metric that raised under the metric's id, with no failing rows."""
+    document = {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "name": "t",
+        "version": "1",
+        "schema": [
+            {
+                "name": "t",
+                "properties": [
+                    {
+                        "name": "x",
+                        "logicalType": "string",
+                        "quality": [
+                            {
+                                "name": "x_computes",
+                                "type": "custom",
+                                "engine": "greatExpectations",
+                                "implementation": {
+                                    "type": "expect_column_values_to_fail_to_compute",
+                                    "kwargs": {"column": "x"},
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    compiled = compile_contract(parse_contract(document))
+    frame = pd.DataFrame({"x": ["a", "b"]}, dtype="str", index=pd.RangeIndex(2, 4))
+    with pytest.raises(RuntimeError, match=r"rule x_computes could not run: .*the metric broke"):
+        validate_rows(frame, compiled)
+
+
+def test_typed_columns_hold_the_number_the_text_means() -> None:
+    """Only text matching the type's pattern is converted, as float() reads it."""
+    compiled = compile_contract(load_contract("catalog_item"))
+    texts = ["+5", "5.", ".5", "-0", "007", "1e5", "٣", "12,5", "$5", None, "1" + "0" * 400]
+    frame = pd.DataFrame({"cost": texts, "quantity": texts}, dtype="str")
+    view = validation_view(frame, compiled.contract)
+    numbers = [5.0, 5.0, 0.5, -0.0, 7.0, None, None, None, None, None, float("inf")]
+    whole = [5.0, 5.0, None, -0.0, 7.0, None, None, None, None, None, float("inf")]
+    assert view["cost"].dtype == view["quantity"].dtype == "float64"
+    assert [None if v != v else v for v in view["cost"]] == numbers
+    assert [None if v != v else v for v in view["quantity"]] == whole
