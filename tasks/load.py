@@ -3,9 +3,10 @@
 Everything here runs inside the caller's transaction, so that a file's rows, its retirements
 and its history row commit together or not at all. The supplier's current keys and row hashes
 are read once and compared with the file's in memory; then only what differs is written: new
-products in bulk (COPY on PostgreSQL, executemany on SQLite, in chunks), changed products and
-retirements through a temporary staging table and one set-based UPDATE each. Never an ORM
-object per row. Loads of one supplier take turns, so nothing changes between read and write.
+products in bulk and in SKU order (COPY on PostgreSQL, executemany on SQLite, in chunks),
+changed products and retirements through a temporary staging table and one set-based UPDATE
+each. Never an ORM object per row. Loads of one supplier take turns, so nothing changes
+between read and write.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def load_catalog_rows(connection: sa.Connection, load: CatalogLoad) -> LoadResul
         )
 
     rows = pa.Table.from_pandas(load.rows, preserve_index=False)
-    position = pc.index_in(rows["sku"], value_set=existing["sku"])
+    position = pc.index_in(rows["sku"].cast(pa.large_string()), value_set=existing["sku"])
     is_new = position.is_null().to_numpy(zero_copy_only=False)
     # A retired product has no hash: coming back, it always counts as changed.
     same = pc.equal(existing["row_hash"].take(position), rows["row_hash"])
