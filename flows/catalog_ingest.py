@@ -26,6 +26,7 @@ from tasks.ingest import (
     fail_file,
     file_entry,
     validate_claimed_file,
+    without_source_rows,
     write_claimed_error_files,
 )
 from tasks.suppliers import normalise_code
@@ -101,6 +102,7 @@ def _process(
         started = time.perf_counter()
         error_files = write_claimed_error_files(claim, validation)
         timings["error_file"] = time.perf_counter() - started
+        validation = without_source_rows(validation)
         started = time.perf_counter()
         entry = apply_file(claim, validation, error_files, release=release)
         timings["load"] = time.perf_counter() - started

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import select
@@ -138,6 +140,18 @@ def write_claimed_error_files(
     return write_error_files(validation, csv_path, json_path)
 
 
+def without_source_rows(validation: FileValidation) -> FileValidation:
+    """``validation`` without what only the error file needs: the rows as read, and the mapped
+    columns but the key. Loading a large file, that frees about twice the file's size first."""
+    raw, mapped = validation.raw, validation.mapped
+    return replace(
+        validation,
+        # A fresh empty frame: a zero-row slice would still hold the Arrow buffers.
+        raw=raw and replace(raw, frame=pd.DataFrame(columns=raw.frame.columns)),
+        mapped=mapped and replace(mapped, frame=mapped.frame[[KEY_COLUMN]]),
+    )
+
+
 @task(name="apply-catalog-file", cache_policy=NO_CACHE, task_run_name="apply-{claim.name}")
 def apply_file(
     claim: ClaimedFile,
@@ -151,6 +165,9 @@ def apply_file(
     A rejected file loads nothing. A full feed that trips the retire guard is ``held`` and
     loads nothing; ``release`` applies it regardless.
     """
+    # Arrow's allocator keeps the pages of freed arrays (such as the source rows the flow has
+    # just dropped) for reuse; the load's NumPy and Python objects cannot reuse them.
+    pa.default_memory_pool().release_unused()
     status = validation.status
     load = LoadResult()
     message = "; ".join(validation.file_errors) or None

@@ -3,14 +3,16 @@
 Everything here runs inside the caller's transaction, so that a file's rows, its retirements
 and its history row commit together or not at all. The supplier's current keys and row hashes
 are read once and compared with the file's in memory; then only what differs is written: new
-products in bulk (COPY on PostgreSQL, executemany on SQLite, in chunks), changed products and
-retirements through a temporary staging table and one set-based UPDATE each. Never an ORM
-object per row. Loads of one supplier take turns, so nothing changes between read and write.
+products in bulk and in SKU order (COPY on PostgreSQL, executemany on SQLite, in chunks),
+changed products and retirements through a temporary staging table and one set-based UPDATE
+each. Never an ORM object per row. Loads of one supplier take turns, so nothing changes
+between read and write.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
@@ -85,13 +88,13 @@ def load_catalog_rows(connection: sa.Connection, load: CatalogLoad) -> LoadResul
     """Insert new products, update changed ones and, for a full feed, retire the missing."""
     _lock_supplier(connection, load.supplier_id)
     existing = _current_products(connection, load.supplier_id)
-    active = existing["status"] != RETIRED_STATUS
-    active_before = int(active.sum())
-    retiring = (
-        existing.loc[active & ~existing["sku"].isin(load.seen_skus.dropna()), "sku"]
-        if load.retire_missing
-        else existing["sku"].iloc[:0]
-    )
+    active = pc.not_equal(existing["status"], RETIRED_STATUS)
+    active_before = int(pc.sum(active).as_py() or 0)
+    retiring = existing["sku"].slice(0, 0)
+    if load.retire_missing:
+        seen = pa.array(load.seen_skus, type=pa.large_string(), from_pandas=True)
+        missing = pc.invert(pc.is_in(existing["sku"], value_set=seen))
+        retiring = existing["sku"].filter(pc.and_(active, missing))
     share = load.retire_guard_share
     if share is not None and active_before and len(retiring) > share * active_before:
         return LoadResult(
@@ -106,25 +109,30 @@ def load_catalog_rows(connection: sa.Connection, load: CatalogLoad) -> LoadResul
             ),
         )
 
-    rows = load.rows
-    known_hash = rows["sku"].map(existing.set_index("sku")["row_hash"])
-    is_new = ~rows["sku"].isin(existing["sku"])
+    rows = pa.Table.from_pandas(load.rows, preserve_index=False)
+    position = pc.index_in(rows["sku"].cast(pa.large_string()), value_set=existing["sku"])
+    is_new = position.is_null().to_numpy(zero_copy_only=False)
     # A retired product has no hash: coming back, it always counts as changed.
-    is_changed = (~is_new & (known_hash.isna() | (known_hash != rows["row_hash"]))).fillna(False)
+    same = pc.equal(existing["row_hash"].take(position), rows["row_hash"])
+    is_changed = ~is_new & ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     provenance = {
         "changed_at": load.now,
         "changed_by_file_id": load.file_id,
         "changed_by_source": load.source,
     }
-    _insert(
-        connection,
-        rows[is_new],
-        {"supplier_id": load.supplier_id, "created_at": load.now, **provenance},
-    )
-    _update_changed(connection, rows[is_changed], load.supplier_id, provenance)
-    _retire(connection, retiring, load.supplier_id, provenance)
-    updated = int(is_changed.sum())
-    inserted = int(is_new.sum())
+    inserted, updated = int(is_new.sum()), int(is_changed.sum())
+    if inserted:
+        new = rows if inserted == len(rows) else rows.filter(is_new)
+        _fill(
+            connection,
+            PRODUCT.name,
+            new,
+            {"supplier_id": load.supplier_id, "created_at": load.now, **provenance},
+        )
+    if updated:
+        _update_changed(connection, rows.filter(is_changed), load.supplier_id, provenance)
+    if len(retiring):
+        _retire(connection, retiring, load.supplier_id, provenance)
     return LoadResult(
         inserted=inserted,
         updated=updated,
@@ -143,44 +151,62 @@ def _lock_supplier(connection: sa.Connection, supplier_id: int) -> None:
         )
 
 
-def _current_products(connection: sa.Connection, supplier_id: int) -> pd.DataFrame:
-    """The supplier's SKUs, row hashes and statuses, in one read."""
-    result = connection.execute(
-        sa.select(PRODUCT.c.sku, PRODUCT.c.row_hash, PRODUCT.c.status).where(
-            PRODUCT.c.supplier_id == supplier_id
+_EXISTING = pa.schema(
+    [("sku", pa.large_string()), ("row_hash", pa.int64()), ("status", pa.large_string())]
+)
+
+
+def _current_products(connection: sa.Connection, supplier_id: int) -> pa.Table:
+    """The supplier's SKUs, row hashes (NULL once retired) and statuses, in one read.
+
+    Straight from the driver (COPY on PostgreSQL) into Arrow columns: a million rows through
+    SQLAlchemy's result rows cost seconds.
+    """
+    query = (
+        f"SELECT sku, row_hash, status FROM {PRODUCT.name} WHERE supplier_id = {int(supplier_id)}"
+    )
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        with (
+            driver.cursor() as cursor,  # type: ignore[union-attr]
+            cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
+        ):
+            for block in copy:
+                buffer.write(block)
+        if not buffer.tell():
+            return _EXISTING.empty_table()
+        buffer.seek(0)
+        return pa_csv.read_csv(
+            buffer,
+            read_options=pa_csv.ReadOptions(column_names=_EXISTING.names),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=_EXISTING, quoted_strings_can_be_null=False
+            ),
         )
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        found = cursor.execute(query).fetchall()
+    finally:
+        cursor.close()
+    columns = list(zip(*found, strict=True)) or [(), (), ()]
+    return pa.table(
+        [pa.array(c, type=f.type) for c, f in zip(columns, _EXISTING, strict=True)],
+        schema=_EXISTING,
     )
-    skus, hashes, statuses = list(zip(*result.all(), strict=True)) or [(), (), ()]
-    # Built column by column: through a float column, a 64-bit hash next to a NULL loses bits.
-    return pd.DataFrame(
-        {
-            "sku": pd.Series(skus, dtype=object),
-            "row_hash": pd.array(hashes, dtype="Int64"),
-            "status": pd.Series(statuses, dtype=object),
-        }
-    )
-
-
-def _insert(connection: sa.Connection, rows: pd.DataFrame, constants: dict[str, object]) -> None:
-    if rows.empty:
-        return
-    frame = rows.assign(**{k: _db_value(connection, k, v) for k, v in constants.items()})
-    _fill(connection, PRODUCT.name, list(frame.columns), frame)
 
 
 def _update_changed(
     connection: sa.Connection,
-    rows: pd.DataFrame,
+    rows: pa.Table,
     supplier_id: int,
     provenance: dict[str, object],
 ) -> None:
     """Stage the changed rows, then one UPDATE … FROM the staging table."""
-    if rows.empty:
-        return
     data = [*PRODUCT_DATA_COLUMNS, "row_hash"]
     staging = _temporary_table("_stage_product", *(sa.Column(c, PRODUCT.c[c].type) for c in data))
     staging.create(connection)
-    _fill(connection, staging.name, data, rows[data])
+    _fill(connection, staging.name, rows.select(data))
     connection.execute(
         PRODUCT.update()
         .where(PRODUCT.c.supplier_id == supplier_id, PRODUCT.c.sku == staging.c.sku)
@@ -191,15 +217,13 @@ def _update_changed(
 
 def _retire(
     connection: sa.Connection,
-    skus: pd.Series,
+    skus: pa.ChunkedArray,
     supplier_id: int,
     provenance: dict[str, object],
 ) -> None:
-    if skus.empty:
-        return
     staging = _temporary_table("_stage_retired_sku", sa.Column("sku", PRODUCT.c.sku.type))
     staging.create(connection)
-    _fill(connection, staging.name, ["sku"], skus.to_frame("sku"))
+    _fill(connection, staging.name, pa.table({"sku": skus}))
     connection.execute(
         PRODUCT.update()
         .where(
@@ -228,36 +252,60 @@ def _db_value(connection: sa.Connection, column: str, value: object) -> object:
     return value
 
 
-def _fill(connection: sa.Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
-    """Bulk-insert ``frame``'s ``columns`` into ``table``: COPY or executemany, in chunks."""
-    frame = frame[columns]
+def _fill(
+    connection: sa.Connection,
+    table: str,
+    rows: pa.Table,
+    constants: dict[str, object] | None = None,
+) -> None:
+    """Bulk-insert ``rows``, plus ``constants`` in every row, into ``table``: COPY or
+    executemany, in chunks.
+
+    Rows go in SKU order: each new key then lands beside the previous one in the
+    (supplier, sku) index instead of on a random page (a third less CPU for SQLite's insert
+    of 1M rows, and a steadier COPY on PostgreSQL, for a sort and gather of about 3 s).
+    """
+    values = {k: _db_value(connection, k, v) for k, v in (constants or {}).items()}
+    columns = [*rows.column_names, *values]
+    order = pc.sort_indices(rows["sku"]) if "sku" in rows.column_names else None
+    chunks = (
+        rows.take(order[start : start + CHUNK_ROWS])
+        if order is not None
+        else rows.slice(start, CHUNK_ROWS)
+        for start in range(0, len(rows), CHUNK_ROWS)
+    )
     if connection.dialect.name == "postgresql":
-        _copy(connection, table, columns, frame)
+        _copy(connection, table, columns, chunks, values)
         return
-    placeholders = ", ".join("?" * len(columns))
+    statement = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    )
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        for chunk in _chunks(frame):
-            cursor.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
-                chunk.astype(object).where(chunk.notna(), None).itertuples(index=False, name=None),
-            )
+        for chunk in chunks:
+            # Column by column into Python values (nulls as None), then zipped into rows.
+            data = [column.to_pylist() for column in chunk.columns]
+            data += [itertools.repeat(value, len(chunk)) for value in values.values()]
+            cursor.executemany(statement, zip(*data, strict=True))
     finally:
         cursor.close()
 
 
-def _copy(connection: sa.Connection, table: str, columns: list[str], frame: pd.DataFrame) -> None:
+def _copy(
+    connection: sa.Connection,
+    table: str,
+    columns: list[str],
+    chunks: Iterator[pa.Table],
+    constants: dict[str, object],
+) -> None:
     """COPY in CSV chunks: an unquoted empty field is NULL, a quoted one an empty string."""
     driver = connection.connection.driver_connection  # a psycopg 3 connection
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
     options = pa_csv.WriteOptions(include_header=False)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        for chunk in _chunks(frame):
+        for chunk in chunks:
+            for name, value in constants.items():
+                chunk = chunk.append_column(name, pa.repeat(value, len(chunk)))
             buffer = io.BytesIO()
-            pa_csv.write_csv(pa.Table.from_pandas(chunk, preserve_index=False), buffer, options)
+            pa_csv.write_csv(chunk, buffer, options)
             copy.write(buffer.getbuffer())
-
-
-def _chunks(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    for start in range(0, len(frame), CHUNK_ROWS):
-        yield frame.iloc[start : start + CHUNK_ROWS]
