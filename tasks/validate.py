@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -172,7 +173,9 @@ def _run_suite(
         batch_ids.update(dict.fromkeys((rule.id for rule in rules), batch_id))
     with _GX_LOCK:
         context = _gx_context()
-        suite = compiled.suite(batch_ids=batch_ids)
+        # A name no store holds: GX writes every expectation added to a suite whose name a
+        # store knows (say from add_to) through to that store, which then grows with each file.
+        suite = compiled.suite(name=f"run-{uuid.uuid4().hex}", batch_ids=batch_ids)
         engine = PandasExecutionEngine()
         for batch_id, frame in batches.items():
             engine.load_batch_data(batch_id, frame)

@@ -243,3 +243,25 @@ def test_typed_columns_hold_the_number_the_text_means() -> None:
     assert view["cost"].dtype == view["quantity"].dtype == "float64"
     assert [None if v != v else v for v in view["cost"]] == numbers
     assert [None if v != v else v for v in view["quantity"]] == whole
+
+
+def test_validating_never_writes_to_a_stored_suite_of_the_same_name() -> None:
+    """GX writes every expectation added to a suite whose name its store knows through to the
+    store: validations must not add to it (it grew with every file, and each file got slower)."""
+    import pandas as pd
+
+    from data_contracts.contract import load_contract
+    from data_contracts.suite import compile_contract
+    from tasks import validate
+
+    compiled = compile_contract(load_contract("catalog_item"))
+    context = validate._gx_context()
+    stored = compiled.build_suite(context)
+    frame = pd.DataFrame(
+        {"sku": ["A"], "title": ["t"], "brand": ["b"], "cost": ["1"], "quantity": ["1"]},
+        dtype="str",
+    )
+    frame.index = pd.RangeIndex(2, 3)
+    for _ in range(3):
+        assert validate.validate_rows(frame, compiled).rows_invalid == 0
+    assert len(context.suites.get(stored.name).expectations) == len(compiled.rules)
