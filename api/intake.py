@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.db import session_scope
-from models.relationships import Retailer
 from tasks.credentials import InvalidCredentials, verify_connector_key
 from tasks.orders import (
     LineIn,
@@ -273,12 +272,14 @@ def _order_error(_request: Request, exc: OrderError) -> JSONResponse:
 
 
 def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
-    retailer = Retailer(
-        id=caller.retailer_id, code=caller.retailer, name="", all_or_nothing=caller.all_or_nothing
-    )
     with session_scope(immediate=True) as session:
         intake = place_order(
-            session, retailer, order_in, dialect=dialect, connector_id=caller.connector_id
+            session,
+            caller.retailer_id,
+            order_in,
+            dialect=dialect,
+            connector_id=caller.connector_id,
+            retailer_all_or_nothing=caller.all_or_nothing,
         )
         if intake.created:
             view = new_order_view(intake.order, order_in, caller.retailer)

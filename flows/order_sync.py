@@ -67,16 +67,11 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
     """Claim, send and record one batch of a supplier's POs (see tasks.po_submit)."""
     logger = get_run_logger()
     lease_seconds = get_settings().po_send_lease_seconds
-    with session_scope(immediate=True) as session:
-        supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
-        try:
-            settings = connector_settings(session, supplier)
-        except ConnectorMissing as exc:
-            _note_error(session, po_ids, str(exc))
-            logger.warning("%s: %d POs wait: %s", supplier_code, len(po_ids), exc)
-            return SendOutcome(waiting=[(str(i), str(exc)) for i in po_ids])
     timings: dict[str, float] = {}
     try:
+        with session_scope() as session:
+            supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
+            settings = connector_settings(session, supplier)
         with open_connector(settings) as connector:
             started = time.perf_counter()
             with session_scope(immediate=True) as session:

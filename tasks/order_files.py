@@ -133,7 +133,12 @@ def take_in_order_file(
         savepoint = session.begin_nested()
         try:
             intake = place_order(
-                session, retailer, order_in, dialect="file", connector_id=connector_id
+                session,
+                retailer.id,  # type: ignore[arg-type]
+                order_in,
+                dialect="file",
+                connector_id=connector_id,
+                retailer_all_or_nothing=retailer.all_or_nothing,
             )
         except OrderConflict as exc:
             savepoint.rollback()

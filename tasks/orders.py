@@ -84,23 +84,26 @@ _INSERT_LINES = sa.insert(OrderLine.__table__)  # type: ignore[attr-defined]
 
 def place_order(
     session: Session,
-    retailer: Retailer,
+    retailer_id: int,
     order_in: OrderIn,
     *,
     dialect: str,
     connector_id: int | None = None,
+    retailer_all_or_nothing: bool = False,
 ) -> Intake:
     """Store the order unless the retailer sent it before (then give back the stored one).
+
+    ``retailer_all_or_nothing`` is the retailer's setting; the order's own word wins.
 
     New orders are the common case: the order is inserted straight away, and a unique key
     (retailer, order id) turns a repeat, or two requests at once, into a read of the stored one.
     """
     fingerprint = order_in.fingerprint()
     all_or_nothing = (
-        retailer.all_or_nothing if order_in.all_or_nothing is None else order_in.all_or_nothing
+        retailer_all_or_nothing if order_in.all_or_nothing is None else order_in.all_or_nothing
     )
     order = RetailOrder(
-        retailer_id=retailer.id,  # type: ignore[arg-type]
+        retailer_id=retailer_id,
         connector_id=connector_id,
         source_order_id=order_in.source_order_id,
         dialect=dialect,
@@ -130,7 +133,7 @@ def place_order(
         )
     except IntegrityError:
         savepoint.rollback()
-        stored = _stored(session, retailer.id, order_in.source_order_id)  # type: ignore[arg-type]
+        stored = _stored(session, retailer_id, order_in.source_order_id)
         if stored is None:
             raise
         return Intake(_same_or_conflict(stored, fingerprint), created=False)

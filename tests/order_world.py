@@ -211,7 +211,7 @@ def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
         retailer = session.exec(select(Retailer).where(Retailer.code == "shopco")).one()
         place_order(
             session,
-            retailer,
+            retailer.id,
             OrderIn(
                 source_order_id=order_id,
                 lines=tuple(LineIn(str(n), sku, qty) for n, (sku, qty) in enumerate(lines, 1)),
@@ -220,4 +220,5 @@ def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
                 **options,  # type: ignore[arg-type]
             ),
             dialect="native",
+            retailer_all_or_nothing=retailer.all_or_nothing,
         )
