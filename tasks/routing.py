@@ -231,10 +231,10 @@ def route_received_orders(
             )
         ).all()
         po_id_of = {row.po_number: row.id for row in created}
-        for number, line_ids in lines_of_po.items():
-            for update in line_updates:
-                if update["id"] in line_ids:
-                    update["po_id"] = po_id_of[number]
+        po_of_line = {i: po_id_of[number] for number, ids in lines_of_po.items() for i in ids}
+        for update in line_updates:
+            if update["id"] in po_of_line:
+                update["po_id"] = po_of_line[update["id"]]
         record_created(session, [(row.id, row.state, row.reason) for row in created], actor=actor)
         outcome.pos_created.extend(po_id_of.values())
     routed = [u for u in line_updates if u["status"] == "routed"]
