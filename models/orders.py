@@ -189,8 +189,15 @@ class PurchaseOrder(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
+PO_EVENT_KINDS = ("state", "acknowledgement", "shipment", "cancellation", "delivery")
+
+
 class PoEvent(SQLModel, table=True):
-    """A PO's state change, written with the change: its history and the outbox of pushes."""
+    """A PO's change, written with the change: its history and the outbox of pushes.
+
+    ``kind`` is ``state`` for a move between PO states; fulfillment adds line-level kinds whose
+    details (lines, quantities, tracking) are in ``payload``.
+    """
 
     __tablename__ = "po_event"
     __table_args__ = (sa.Index("ix_po_event_po", "po_id"),)
@@ -199,6 +206,10 @@ class PoEvent(SQLModel, table=True):
     po_id: int = Field(sa_type=sa.BigInteger, foreign_key="purchase_order.id")
     from_state: str | None = Field(default=None, sa_type=sa.String(24))
     to_state: str = Field(sa_type=sa.String(24))
+    kind: str = Field(
+        default="state", sa_type=sa.String(32), sa_column_kwargs={"server_default": "state"}
+    )
+    payload: dict | None = Field(default=None, sa_type=sa.JSON)
     reason: str | None = Field(default=None, sa_type=sa.Text)
     actor: str = Field(sa_type=sa.String(255))
     at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
