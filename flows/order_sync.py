@@ -237,15 +237,22 @@ def _note_error(session: Any, po_ids: list[int], message: str) -> None:
 
 
 def _emit_events(supplier_code: str, outcome: SendOutcome) -> None:
-    """Events for automations: one per PO submitted, rejected or failed."""
-    related = [
-        {
-            "prefect.resource.id": f"supplyline.supplier.{supplier_code}",
-            "prefect.resource.role": "supplier",
-        }
-    ]
+    """Events for automations: one per PO rejected or failed, one per batch submitted.
+
+    A submitted PO is the normal path and comes by the thousand: one event per batch (its PO
+    numbers in the payload) spares the event pipeline without hiding anything.
+    """
+    supplier = {
+        "prefect.resource.id": f"supplyline.supplier.{supplier_code}",
+        "prefect.resource.role": "supplier",
+    }
+    if outcome.submitted:
+        emit_event(
+            event="supplyline.pos.submitted",
+            resource={**supplier, "prefect.resource.name": supplier_code},
+            payload={"count": len(outcome.submitted), "po_numbers": outcome.submitted},
+        )
     for event, items in (
-        ("supplyline.po.submitted", [(n, None) for n in outcome.submitted]),
         ("supplyline.po.rejected", outcome.rejected),
         ("supplyline.po.failed", outcome.failed),
     ):
@@ -256,8 +263,8 @@ def _emit_events(supplier_code: str, outcome: SendOutcome) -> None:
                     "prefect.resource.id": f"supplyline.po.{number}",
                     "prefect.resource.name": number,
                 },
-                related=related,
-                payload={"reason": reason} if reason else {},
+                related=[supplier],
+                payload={"reason": reason},
             )
 
 
