@@ -281,7 +281,9 @@ class SupplierUpdate(SQLModel, table=True):
 
     __tablename__ = "supplier_update"
     __table_args__ = (
-        sa.CheckConstraint(in_values("kind", SUPPLIER_UPDATE_KINDS), name="ck_supplier_update_kind"),
+        sa.CheckConstraint(
+            in_values("kind", SUPPLIER_UPDATE_KINDS), name="ck_supplier_update_kind"
+        ),
         sa.CheckConstraint(
             in_values("outcome", SUPPLIER_UPDATE_OUTCOMES), name="ck_supplier_update_outcome"
         ),

@@ -469,6 +469,15 @@ def supplier_orders(
     ] = False,
     file_format: Annotated[str, typer.Option("--format", help="sftp: json or csv.")] = "json",
     folder: Annotated[str, typer.Option(help="sftp: the folder POs go to.")] = "/orders",
+    outbound: Annotated[
+        str, typer.Option(help="sftp: the folder the supplier's fulfillment files come from.")
+    ] = "/outbound",
+    max_pos_per_call: Annotated[
+        int, typer.Option(min=1, max=1000, help="API: POs per status request, the API's limit.")
+    ] = 100,
+    requests_per_second: Annotated[
+        float | None, typer.Option(min=0.01, help="API: its rate limit (requests a second).")
+    ] = None,
     actor: ActorOption = None,
 ) -> None:
     """How this supplier receives POs: its REST order API (saves the Prefect block
@@ -488,6 +497,7 @@ def supplier_orders(
                 "block": f"supplier-{supplier_code}",
                 "format": file_format,
                 "folder": folder,
+                "outbound": outbound,
             }
             set_supplier_ordering(
                 session,
@@ -498,7 +508,8 @@ def supplier_orders(
             )
             console.print(
                 f"POs to {supplier_code} go as {file_format.upper()} files to {folder} on its SFTP "
-                f"server (block supplier-{supplier_code})"
+                f"server (block supplier-{supplier_code}); its fulfillment files come from "
+                f"{outbound}"
             )
             return
         if not (api_url and client_id and secret_env):
@@ -514,6 +525,8 @@ def supplier_orders(
             client_secret=secret,
             max_concurrent_requests=max_concurrent,
             timeout_seconds=timeout,
+            max_pos_per_status_call=max_pos_per_call,
+            requests_per_second=requests_per_second,
         )
         name = api_block_name(supplier_code)
         block.save(name, overwrite=True)

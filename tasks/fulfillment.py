@@ -116,6 +116,8 @@ class FulfillmentOutcome:
     moved: dict[str, str] = field(default_factory=dict)
     released: Decimal = Decimal("0.00")
     problems: list[str] = field(default_factory=list)
+    # (outcome, detail) of each update applied or logged, in the order given.
+    results: list[tuple[str, str | None]] = field(default_factory=list)
 
     def add(self, other: FulfillmentOutcome) -> None:
         for name in ("applied", "duplicate", "stale", "conflict", "known", "events"):
@@ -251,6 +253,7 @@ def apply_updates(
                 }
             )
         setattr(outcome, result.outcome, getattr(outcome, result.outcome) + 1)
+        outcome.results.append((result.outcome, result.detail))
         if result.outcome in ("conflict", "stale"):
             outcome.problems.append(
                 f"{update.po_number} {update.kind} ({update.source}): {result.outcome}: "

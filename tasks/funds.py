@@ -255,16 +255,12 @@ def release_line_funds(
     purchase = _locked_purchase(session, connection_id, po_reference)
     if purchase is None or _movement_or_none(session, connection_id, po_reference, "release"):
         return Decimal("0.00")
-    left = Decimal(str(purchase.amount)) - _released_for_lines(
-        session, connection_id, po_reference
-    )
+    left = Decimal(str(purchase.amount)) - _released_for_lines(session, connection_id, po_reference)
     reference = line_release_reference(po_reference, line_no, quantity_given_back)
     return _release(session, connection_id, reference, min(amount, left), actor=actor)
 
 
-def _locked_purchase(
-    session: Session, connection_id: int, reference: str
-) -> FundsMovement | None:
+def _locked_purchase(session: Session, connection_id: int, reference: str) -> FundsMovement | None:
     """The PO's purchase, with the connection's row locked on PostgreSQL (SQLite's writers
     take turns), so two releases of one PO at once cannot both count the same remainder."""
     if session.get_bind().dialect.name == "postgresql":
@@ -281,8 +277,7 @@ def _released_for_lines(session: Session, connection_id: int, po_reference: str)
         sa.select(sa.func.coalesce(sa.func.sum(FundsMovement.amount), 0)).where(
             FundsMovement.connection_id == connection_id,
             FundsMovement.kind == "release",
-            sa.func.substr(FundsMovement.reference, 1, len(po_reference) + 1)
-            == po_reference + ":",
+            sa.func.substr(FundsMovement.reference, 1, len(po_reference) + 1) == po_reference + ":",
         )
     ).scalar_one()
     return Decimal(str(total)).quantize(Decimal("0.01"))
