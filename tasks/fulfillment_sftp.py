@@ -76,7 +76,7 @@ def _look(sftp: SftpClient, supplier_id: int, folder: str, stable: float) -> Out
     now = utcnow()
     found = Outbound(len(listing), [], [], [])
     with session_scope(immediate=True) as session:
-        for remote in listing:
+        for remote in sorted(listing, key=lambda f: (f.mtime, f.name)):  # oldest first
             if is_temporary(remote.name) or is_marker(remote.name, names):
                 continue
             reason = _refusal(remote.name)
