@@ -374,6 +374,7 @@ def orders_show(
             history.setdefault(number, []).append(
                 {
                     "at": event.at.isoformat(),
+                    "kind": event.kind,
                     "from": event.from_state,
                     "to": event.to_state,
                     "reason": event.reason,
@@ -395,7 +396,7 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
     )
     if shown["reason"]:
         console.print(f"  {shown['reason']}", markup=False, soft_wrap=True)
-    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO")
+    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO", "supplier says")
     for line in shown["lines"]:
         lines.add_row(
             str(line["line_no"]),
@@ -405,6 +406,7 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
             line["supplier"] or "",
             line["supplier_sku"] or "",
             line["po_number"] or "",
+            _fulfillment_text(line["fulfillment"]),
         )
     console.print(lines)
     for po in shown["purchase_orders"]:
@@ -422,13 +424,40 @@ def _show_po(po: dict[str, Any], as_json: bool) -> None:
     )
     if po["reason"]:
         console.print(f"  {po['reason']}", markup=False, soft_wrap=True)
-    for event in po.get("history", []):
+    for shipment in po.get("shipments", []):
         console.print(
-            f"  {event['at']}  {event['from'] or '-'} -> {event['to']}  "
+            f"  shipment {shipment['shipment_id']}: {shipment['carrier']} "
+            f"{shipment['service'] or ''} {shipment['tracking_number']} "
+            f"{shipment['tracking_url'] or ''} shipped {shipment['shipped_at']}"
+            + (f", delivered {shipment['delivered_at']}" if shipment["delivered_at"] else "")
+            + ": "
+            + ", ".join(f"{x['quantity']} x {x['sku']}" for x in shipment["lines"]),
+            markup=False,
+            soft_wrap=True,
+        )
+    for event in po.get("history", []):
+        kind = "" if event.get("kind", "state") == "state" else f"[{event['kind']}] "
+        console.print(
+            f"  {event['at']}  {kind}{event['from'] or '-'} -> {event['to']}  "
             f"{event['reason'] or ''} ({event['actor']})",
             markup=False,
             soft_wrap=True,
         )
+
+
+def _fulfillment_text(fulfillment: dict[str, Any]) -> str:
+    """A line's fulfillment in a few words, e.g. ``3 accepted, 2 shipped``."""
+    parts = [
+        f"{fulfillment[name]} {name}"
+        + (
+            f" ({fulfillment['backorder_date']})"
+            if name == "backordered" and fulfillment["backorder_date"]
+            else ""
+        )
+        for name in ("accepted", "backordered", "rejected", "cancelled", "shipped", "delivered")
+        if fulfillment[name]
+    ]
+    return ", ".join(parts)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -724,8 +753,36 @@ def demo_orders(supplier_code: str) -> bool:
             f"\nACME's order API holds {len(at_supplier)} order(s): "
             + ", ".join(f"{o['order_id']} for {o['po_number']}" for o in at_supplier)
         )
+        fulfilled = _demo_fulfillment(sandbox, at_supplier)
     console.print(
         "Look further: supplyline orders list, supplyline orders show PO-ACME-00000001 "
         "(with SUPPLYLINE_HOME set as above)."
     )
-    return answers == [201, 201, 200] and summary["pos_submitted"] == 2 and len(at_supplier) == 2
+    return (
+        answers == [201, 201, 200]
+        and summary["pos_submitted"] == 2
+        and len(at_supplier) == 2
+        and fulfilled
+    )
+
+
+def _demo_fulfillment(sandbox: Any, at_supplier: list[dict[str, Any]]) -> bool:
+    """ACME acknowledges SC-1001's PO, ships part of it, then the rest, with tracking; each time
+    fulfillment sync brings it back. Returns whether the PO ended up shipped."""
+    from flows.fulfillment_sync import fulfillment_sync
+    from tasks.orders import order_by_reference, order_view
+
+    console.rule("[bold]Fulfillment: ACME acknowledges and ships with tracking")
+    [first] = [o["order_id"] for o in at_supplier if o["po_number"] == "PO-ACME-00000001"]
+    sandbox.acknowledge(first)
+    sandbox.ship(first, {1: 1}, carrier="UPS", service="Ground")
+    steps = [fulfillment_sync()]
+    sandbox.ship(first, carrier="UPS", service="Ground")
+    steps.append(fulfillment_sync())
+    for step in steps:
+        for po_number, state in step["pos_moved"].items():
+            console.print(f"fulfillment sync: {po_number} → {state}")
+    with session_scope() as session:
+        shown = order_view(session, order_by_reference(session, "shopco:SC-1001"))
+    _show_order(shown, False)
+    return shown["purchase_orders"][0]["state"] == "shipped"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from order_world import make_world, money, native_order, order, place, use_sandbox
 from sqlmodel import select
+from typer.testing import CliRunner
 
 from api.server import serving_in_thread
 from flows.fulfillment_sync import fulfillment_sync
@@ -20,6 +21,7 @@ from models.db import session_scope
 from models.orders import OrderLine, PoEvent, PurchaseOrder, Shipment, SupplierUpdate
 from models.relationships import RetailerConnection
 from sandbox.supplier_api import Faults, SupplierSandbox
+from supplyline.cli import app
 from tasks.fulfillment import UpdateIn, apply_updates, supplier_id_of
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
@@ -166,6 +168,14 @@ def test_the_supplier_moves_an_order_along_and_sync_follows(sandbox: SupplierSan
     calls = sandbox.stats.status_calls
     assert fulfillment_sync()["updates_known"] == 0
     assert sandbox.stats.status_calls == calls
+
+    shown = CliRunner().invoke(app, ["orders", "show", "PO-ACME-00000001"])
+    assert shown.exit_code == 0, shown.output
+    assert "3 accepted, 3 shipped, 3 delivered" in shown.output
+    assert f"shipment {shipment['shipment_id']}: UPS Ground {shipment['tracking_number']}" in (
+        shown.output
+    )
+    assert "[shipment] acknowledged -> partially_shipped" in shown.output
 
 
 def test_order_status_shows_acknowledgements_shipments_and_tracking(
@@ -499,3 +509,40 @@ def test_faults_of_the_sandbox_reach_the_status_endpoint(sandbox: SupplierSandbo
     assert po().state == "acknowledged"
     sandbox.set_faults(Faults())
     assert fulfillment_sync()["pos_moved"] == {"PO-ACME-00000001": "shipped"}
+
+
+def test_the_fulfillment_migration_downgrades_and_upgrades_keeping_orders(
+    sandbox: SupplierSandbox,
+) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from models.db import alembic_config, get_engine
+
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 2))
+    order_sync()
+    sandbox.ship(po().supplier_order_id)  # type: ignore[arg-type]
+    fulfillment_sync()
+    config = alembic_config()
+    engine = get_engine()
+    tables = {"shipment", "shipment_line", "supplier_update"}
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert not tables & set(sa.inspect(engine).get_table_names())
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("order_line")}
+    assert "shipped_quantity" not in columns
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    assert tables <= set(sa.inspect(engine).get_table_names())
+    assert [line.shipped_quantity for line in lines()] == [0]  # the data went with the tables
+    assert po().state == "shipped"
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == [], "the models and the migrations disagree: write a migration"
