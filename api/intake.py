@@ -318,7 +318,8 @@ def place_native_order(
 def native_order_status(
     order_id: str, caller: Annotated[Caller, Depends(native_caller)]
 ) -> dict[str, Any]:
-    """The order, its lines (routed or why not) and its POs with their states."""
+    """The order, its lines (routed or why not; acknowledged, shipped, cancelled quantities) and
+    its POs with their states and shipments (carrier, tracking)."""
     return _status(caller, order_id)
 
 

@@ -193,7 +193,13 @@ def cancel_po_batch(supplier_code: str, po_ids: list[int]) -> CancelOutcome:
         supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
         settings = connector_settings(session, supplier)
     with open_connector(settings) as connector:
-        outcome = cancel_at_supplier(_writing_session, po_ids, connector.cancel, actor=ACTOR)
+        outcome = cancel_at_supplier(
+            _writing_session,
+            po_ids,
+            connector.cancel,
+            actor=ACTOR,
+            cancellable=connector.cancellable,
+        )
     get_run_logger().info(
         "%s: %d cancelled, %d refused, %d waiting",
         supplier_code,

@@ -280,3 +280,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with sqlite3.connect(supplier_db) as connection:
         po_numbers = [row[0] for row in connection.execute("SELECT po_number FROM sandbox_order")]
     assert sorted(po_numbers) == ["PO-ACME-00000001", "PO-ACME-00000002"]
+    # ACME acknowledges and ships SC-1001's PO in two parts; fulfillment sync follows.
+    assert "fulfillment sync: PO-ACME-00000001 → partially_shipped" in out
+    assert "fulfillment sync: PO-ACME-00000001 → shipped" in out
+    assert "shipment SH-0000002: UPS Ground 1Z0000000000000002" in out

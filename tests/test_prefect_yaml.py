@@ -46,3 +46,12 @@ def test_order_sync_runs_every_few_minutes() -> None:
     [schedule] = sync["schedules"]
     assert schedule["interval"] <= 600 and schedule["timezone"]
     assert sync["concurrency_limit"]["limit"] == 1
+
+
+def test_fulfillment_sync_is_scheduled_one_run_at_a_time() -> None:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [sync] = [d for d in config["deployments"] if d["name"] == "fulfillment-sync"]
+    assert sync["entrypoint"] == "flows/fulfillment_sync.py:fulfillment_sync"
+    [schedule] = sync["schedules"]
+    assert schedule["interval"] <= 900 and schedule["timezone"]
+    assert sync["concurrency_limit"]["limit"] == 1
