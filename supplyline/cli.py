@@ -19,8 +19,9 @@ from rich.table import Table
 
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from models.db import current_revision, engine_for, ensure_schema, session_scope
-from supplyline.cli_orders import register_order_commands
-from supplyline.cli_relationships import register_relationship_commands
+from supplyline.cli_fulfillment import register_fulfillment_commands
+from supplyline.cli_orders import register_order_commands, sandbox_app
+from supplyline.cli_relationships import connector_app, register_relationship_commands
 from supplyline.settings import get_settings
 from tasks.history import history, history_entry
 from tasks.suppliers import (
@@ -750,6 +751,7 @@ def demo() -> None:
 
 register_relationship_commands(app, supplier_app)
 register_order_commands(app, supplier_app)
+register_fulfillment_commands(app, connector_app, sandbox_app)
 
 if __name__ == "__main__":
     app()
