@@ -23,6 +23,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,6 +59,7 @@ class RetailerWebhookSandbox:
 
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     port: int = 0
+    latency_seconds: float = 0.0
     stats: ReceiverStats = field(default_factory=ReceiverStats)
 
     def __post_init__(self) -> None:
@@ -142,6 +144,8 @@ class RetailerWebhookSandbox:
 
     def _receive(self, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]] | None:
         """The answer to one POST, or None to drop the connection unanswered."""
+        if self.latency_seconds:
+            time.sleep(self.latency_seconds)
         with self._lock:
             self.stats.requests += 1
             if self._drop:

@@ -81,7 +81,8 @@ def fulfillment_push(
             f"events planned: {summary['events_planned']} ({summary['deliveries_planned']} "
             f"deliveries, {summary['events_without_destination']} with no destination); "
             f"delivered {summary['delivered']}, to retry {summary['retrying']}, failed "
-            f"{summary['failed']}, still pending {summary['pending']}"
+            f"{summary['failed']}, still pending {summary['pending']}",
+            soft_wrap=True,
         )
         for problem in summary["problems"]:
             console.print(f"  - {problem}", markup=False, soft_wrap=True)

@@ -301,3 +301,37 @@ def _connector_id(code: str) -> int:
         return session.exec(
             select(RetailerConnector.id).where(RetailerConnector.code == code)
         ).one()
+
+
+def test_two_pushes_at_once_deliver_each_event_once_in_order(retry_at_once: None) -> None:
+    import threading
+
+    with RetailerWebhookSandbox(latency_seconds=0.002) as receiver:
+        native = native_world(receiver)
+        for n in range(12):
+            order_through(native, f"C-{n}", ("A-1", 2))
+            life_of(f"C-{n}")
+        receiver.answer(event_key(events_of("C-3")[4]), 503)  # one order waits for a retry
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                retailer_push(batch_size=7)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert not errors, errors
+        receiver.answer_normally()
+        retailer_push()
+        assert receiver.stats.duplicates == 0
+        arrived = received_ids(receiver)
+        for n in range(12):
+            mine = [event_key(i) for i in events_of(f"C-{n}")]
+            assert [e for e in arrived if e in set(mine)] == mine
+        assert len(arrived) == 12 * 10
+        assert unpushed() == []
