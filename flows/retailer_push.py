@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -38,10 +38,16 @@ def due_connectors() -> list[str]:
 def retailer_push(batch_size: int | None = None) -> dict[str, Any]:
     """Push every PO event not pushed yet to its retailer's connector; retry what is due."""
     planned = plan_pushes(batch_size)
-    futures = [push_events.submit(code, batch_size) for code in due_connectors()]
-    outcomes = [future.result() for future in futures]
+    futures = {code: push_events.submit(code, batch_size) for code in due_connectors()}
+    outcomes = []
+    for code, future in futures.items():
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # one connector's trouble never stops the others'
+            get_run_logger().error("%s: the push failed: %s", code, exc)
+            outcomes.append(PushOutcome(code, broken=True, problems=[f"{code}: {exc}"]))
     summary = push_summary(planned, outcomes)
-    if planned.events or any(o.delivered or o.retrying or o.failed for o in outcomes):
+    if planned.events or any(o.delivered or o.retrying or o.failed or o.broken for o in outcomes):
         _publish(summary, outcomes)  # a run that found nothing to do adds no version
     return summary
 
@@ -55,6 +61,7 @@ def push_summary(planned: PlanOutcome, outcomes: list[PushOutcome]) -> dict[str,
         "retrying": sum(o.retrying for o in outcomes),
         "failed": sum(o.failed for o in outcomes),
         "pending": sum(o.pending for o in outcomes),
+        "connectors_broken": [o.connector for o in outcomes if o.broken],
         "connectors": {
             o.connector: {
                 "delivered": o.delivered,
@@ -62,6 +69,7 @@ def push_summary(planned: PlanOutcome, outcomes: list[PushOutcome]) -> dict[str,
                 "failed": o.failed,
                 "pending": o.pending,
                 "paused": o.paused,
+                "broken": o.broken,
             }
             for o in outcomes
         },

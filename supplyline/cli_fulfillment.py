@@ -86,7 +86,7 @@ def fulfillment_push(
         )
         for problem in summary["problems"]:
             console.print(f"  - {problem}", markup=False, soft_wrap=True)
-    if summary["retrying"] or summary["failed"]:
+    if summary["retrying"] or summary["failed"] or summary["connectors_broken"]:
         raise typer.Exit(1)
 
 
@@ -132,7 +132,8 @@ def fulfillment_redeliver(
     connector: Annotated[str | None, typer.Option(help="Only this connector's.")] = None,
 ) -> None:
     """Give failed deliveries a new round of tries (the next push sends them)."""
-    from tasks.retailer_push import EVENT_ID_PREFIX, redeliver
+    from tasks.retailer_events import EVENT_ID_PREFIX
+    from tasks.retailer_push import redeliver
 
     with _refusals(), session_scope(immediate=True) as session:
         ids = None

@@ -24,7 +24,6 @@ runs at once never deliver one order's events side by side or out of order.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import random
 import tempfile
@@ -45,27 +44,22 @@ from sqlmodel import Session, select
 
 from blocks.retailer_webhook import RetailerWebhook, WebhookAnswer, WebhookClient
 from blocks.sftp import SftpServer
-from models.catalog import Supplier, utcnow
+from models.catalog import utcnow
 from models.db import as_utc, session_scope
 from models.orders import PoEvent, PurchaseOrder, RetailOrder
-from models.relationships import Retailer, RetailerConnector
+from models.relationships import RetailerConnector
 from models.retailer_push import PoEventDelivery
 from supplyline.settings import get_settings
 from tasks.audit import record_event, snapshot
 from tasks.connectors import get_connector, retailer_block_name, webhook_block_name
+from tasks.retailer_events import EventBody, event_bodies, event_key, iso
 
-EVENT_ID_PREFIX = "evt_"
 STATUS_FILE_PREFIX = "po-events-"
 # A receiver that failed this many tries in a row in one run is left alone until the next run:
 # trying every order's next event against a server that is down only burns the run's time.
 FAILURES_BEFORE_PAUSE = 3
 _CHUNK = 500
 _DELIVERIES = PoEventDelivery.__table__  # type: ignore[attr-defined]
-
-
-def event_key(event_id: int) -> str:
-    """The id a retailer sees: the same for an event on every try and every destination."""
-    return f"{EVENT_ID_PREFIX}{event_id}"
 
 
 def destinations(connector: RetailerConnector) -> list[str]:
@@ -232,64 +226,6 @@ def set_connector_webhook(
     if url is None:
         fail_undeliverable(session, connector)
     return connector
-
-
-# --- the events as retailers see them -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventBody:
-    event_id: str
-    event_type: str
-    envelope: dict[str, Any]
-
-    @property
-    def body(self) -> bytes:
-        """The exact bytes that are signed and sent (the same on every try)."""
-        return json.dumps(self.envelope, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def event_bodies(session: Session, event_ids: Iterable[int]) -> dict[int, EventBody]:
-    """The envelope of each event: what happened, to which PO of which of the retailer's
-    orders, with the event's payload as ``data``."""
-    ids = sorted(set(event_ids))
-    found: dict[int, EventBody] = {}
-    for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            sa.select(
-                PoEvent,
-                PurchaseOrder.po_number,
-                RetailOrder.source_order_id,
-                Retailer.code,
-                Supplier.code,
-            )
-            .join(PurchaseOrder, PurchaseOrder.id == PoEvent.po_id)  # type: ignore[arg-type]
-            .join(RetailOrder, RetailOrder.id == PurchaseOrder.order_id)  # type: ignore[arg-type]
-            .join(Retailer, Retailer.id == RetailOrder.retailer_id)  # type: ignore[arg-type]
-            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
-            .where(PoEvent.id.in_(ids[start : start + _CHUNK]))  # type: ignore[union-attr]
-        ).all()
-        for event, po_number, order_id, retailer_code, supplier_code in rows:
-            key = event_key(event.id)
-            kind = f"po.{event.kind}"
-            found[event.id] = EventBody(
-                key,
-                kind,
-                {
-                    "id": key,
-                    "type": kind,
-                    "occurred_at": as_utc(event.at).isoformat(),  # type: ignore[union-attr]
-                    "retailer": retailer_code,
-                    "order_id": order_id,
-                    "po_number": po_number,
-                    "supplier": supplier_code,
-                    "state": event.to_state,
-                    "previous_state": event.from_state,
-                    "reason": event.reason,
-                    "data": event.payload or {},
-                },
-            )
-    return found
 
 
 # --- choosing what to deliver -----------------------------------------------------------------
@@ -622,6 +558,7 @@ class PushOutcome:
     failed: int = 0
     pending: int = 0
     paused: bool = False
+    broken: bool = False  # the task itself failed (e.g. the database): see problems
     problems: list[str] = field(default_factory=list)
 
     def add(self, attempts: list[Attempt], max_attempts: int) -> None:
@@ -836,17 +773,12 @@ def delivery_log(
             "po_number": po_number,
             "status": delivery.status,
             "attempts": delivery.attempts,
-            "next_attempt_at": _iso(delivery.next_attempt_at)
+            "next_attempt_at": iso(delivery.next_attempt_at)
             if delivery.status == "pending"
             else None,
-            "delivered_at": _iso(delivery.delivered_at),
+            "delivered_at": iso(delivery.delivered_at),
             "last_status_code": delivery.last_status_code,
             "last_error": delivery.last_error,
         }
         for delivery, code, kind, po_number, order_id in session.execute(query)
     ]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    moment = as_utc(moment)
-    return moment.isoformat() if moment is not None else None

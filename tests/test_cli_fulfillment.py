@@ -22,7 +22,7 @@ from blocks.retailer_webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, RetailerW
 from sandbox.openssh import free_port
 from sandbox.retailer_webhook import RetailerWebhookSandbox
 from supplyline.cli import app
-from tasks.retailer_push import event_key
+from tasks.retailer_events import event_key
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 runner = CliRunner()

@@ -27,7 +27,7 @@ from blocks.retailer_webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, sign_body
 from flows.retailer_push import retailer_push
 from sandbox.retailer_webhook import RetailerWebhookSandbox
 from supplyline.settings import get_settings
-from tasks.retailer_push import event_key
+from tasks.retailer_events import event_key
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
@@ -335,3 +335,31 @@ def test_two_pushes_at_once_deliver_each_event_once_in_order(retry_at_once: None
             assert [e for e in arrived if e in set(mine)] == mine
         assert len(arrived) == 12 * 10
         assert unpushed() == []
+
+
+def test_the_order_status_endpoint_shows_every_event(receiver: RetailerWebhookSandbox) -> None:
+    from api.server import serving_in_thread
+
+    native = make_world()["native"]
+    use_webhook(native.code, receiver)
+    order_through(native.code, "O1", ("A-1", 2))
+    life_of("O1")
+    with serving_in_thread() as url, httpx.Client(base_url=url, timeout=30) as client:
+
+        def events() -> list[dict]:
+            answer = client.get(f"/v1/native/{native.code}/orders/O1", headers=native.auth())
+            assert answer.status_code == 200, answer.text
+            return answer.json()["events"]
+
+        before = events()
+        assert [e["id"] for e in before] == [event_key(i) for i in events_of("O1")]
+        assert {e["pushed_at"] for e in before} == {None}
+        retailer_push()
+        after = events()
+    assert all(e["pushed_at"] for e in after)
+    sent = {e.event_id: e.body for e in receiver.events()}
+    assert [{k: v for k, v in e.items() if k != "pushed_at"} for e in after] == [
+        sent[e["id"]] for e in after
+    ]
+    shipped = [e for e in after if e["type"] == "po.shipment"]
+    assert [e["data"]["tracking_number"] for e in shipped] == ["1ZO1-S1", "1ZO1-S2"]

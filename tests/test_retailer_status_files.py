@@ -20,7 +20,8 @@ from models.retailer_push import PoEventDelivery
 from sandbox.openssh import OpenSshServer, free_port
 from supplyline.settings import get_settings
 from tasks.connectors import add_connector, retailer_block_name
-from tasks.retailer_push import STATUS_FILE_PREFIX, event_key
+from tasks.retailer_events import event_key
+from tasks.retailer_push import STATUS_FILE_PREFIX
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 

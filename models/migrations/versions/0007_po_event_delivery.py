@@ -2,6 +2,10 @@
 (webhook, SFTP status files), with attempts, backoff and the last answer; and an index on the
 events not pushed yet.
 
+Events recorded before this migration are marked pushed (at the time they happened): nothing
+was promised to retailers for them, and a first push of a database's whole history would flood
+their receivers. Retailers get every change from the upgrade on.
+
 Revision ID: 0007
 Revises: 0005
 Create Date: 2026-12-06 19:00:00.000000
@@ -19,6 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.execute("UPDATE po_event SET pushed_at = at WHERE pushed_at IS NULL")
     op.create_table(
         "po_event_delivery",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
