@@ -250,3 +250,73 @@ def _wait_for_interrupt() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
+
+
+# --- the demo's notifications part -------------------------------------------------------------
+
+
+def demo_notifications(retailer_code: str) -> bool:
+    """The retailer is told what became of its orders: its webhook receiver (the retailer
+    sandbox) is down at first, then up; every PO event arrives once, signed. Returns whether
+    everything went as it should."""
+    import httpx
+
+    from blocks.retailer_webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, RetailerWebhook
+    from flows.retailer_push import retailer_push
+    from sandbox.retailer_webhook import RetailerWebhookSandbox
+    from supplyline.settings import get_settings
+    from tasks.connectors import list_connectors, webhook_block_name
+    from tasks.retailer_push import set_connector_webhook
+
+    console.rule(f"[bold]Notifications: {retailer_code} hears what became of its orders")
+    os.environ["SUPPLYLINE_PUSH_RETRY_DELAY_SECONDS"] = "0"  # the demo retries at once
+    get_settings.cache_clear()
+    with session_scope() as session:
+        connector = list_connectors(session, retailer_code=retailer_code)[0].code
+    with RetailerWebhookSandbox() as receiver:
+        RetailerWebhook(url=receiver.url, signing_secret=receiver.secret).save(
+            webhook_block_name(connector), overwrite=True
+        )
+        with session_scope(immediate=True) as session:
+            set_connector_webhook(session, connector, receiver.url, actor="demo")
+        console.print(
+            f"{retailer_code}'s webhook receiver (the retailer sandbox): {receiver.url}; "
+            f"events are signed with a secret kept in the block {webhook_block_name(connector)}.",
+            soft_wrap=True,
+        )
+        receiver.go_down(503)
+        down = retailer_push()
+        console.print(
+            f"The receiver is down (503): {down['retrying']} order(s) wait for a retry; "
+            f"nothing is lost.",
+            soft_wrap=True,
+        )
+        receiver.come_up()
+        up = retailer_push()
+        console.print(f"The receiver is up: {up['delivered']} event(s) delivered.")
+        for event in receiver.events():
+            body = event.body
+            console.print(
+                f"  {event.event_id} {event.event_type}: {body['po_number']} of order "
+                f"{body['order_id']} is {body['state']}",
+                markup=False,
+                soft_wrap=True,
+            )
+        forged = json.dumps({"id": "evt_999999", "type": "po.shipment"}).encode()
+        with httpx.Client(timeout=10) as client:
+            answer = client.post(
+                receiver.url,
+                content=forged,
+                headers={SIGNATURE_HEADER: "sha256=" + "0" * 64, EVENT_ID_HEADER: "evt_999999"},
+            )
+        console.print(f"A forged event (bad signature) is refused: HTTP {answer.status_code}.")
+        received = len(receiver.events())
+    console.print(
+        "Look further: supplyline fulfillment deliveries (with SUPPLYLINE_HOME set as above)."
+    )
+    return (
+        received == up["delivered"] > 0
+        and down["delivered"] == 0
+        and receiver.stats.duplicates == 0
+        and answer.status_code == 401
+    )

@@ -280,3 +280,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with sqlite3.connect(supplier_db) as connection:
         po_numbers = [row[0] for row in connection.execute("SELECT po_number FROM sandbox_order")]
     assert sorted(po_numbers) == ["PO-ACME-00000001", "PO-ACME-00000002"]
+    # ShopCo hears of it: its receiver down, then up; each event once, a forged one refused.
+    assert "The receiver is down (503): 2 order(s) wait for a retry" in out
+    assert "The receiver is up: 4 event(s) delivered." in out
+    assert "evt_3 po.state: PO-ACME-00000001 of order SC-1001 is submitted" in out
+    assert "A forged event (bad signature) is refused: HTTP 401." in out
