@@ -598,18 +598,14 @@ def plan_pushes(batch_size: int | None = None) -> PlanOutcome:
 @task(name="push-events", task_run_name="push-events-{connector_code}", cache_policy=NO_CACHE)
 def push_events(connector_code: str, batch_size: int | None = None) -> PushOutcome:
     """Deliver a connector's due events (webhook POSTs, a status file per round over SFTP),
-    order by order, and record every try."""
-    logger = get_run_logger()
+    order by order, round after round, and record every try."""
     settings = get_settings()
     size = batch_size or settings.push_batch_size
-    deadline = time.monotonic() + settings.push_lease_seconds
     with session_scope(immediate=True) as session:
         connector = get_connector(session, connector_code, removed_too=True)
         outcome = PushOutcome(connector.code, failed=fail_undeliverable(session, connector))
     tried: set[int] = set()
-    with ExitStack() as stack:
-        webhook: WebhookClient | None = None
-        webhook_timeout = 0.0
+    with _Destinations(connector, time.monotonic() + settings.push_lease_seconds) as sending:
         while not outcome.paused:
             with session_scope(immediate=True) as session:
                 queues = claim_due(
@@ -619,50 +615,15 @@ def push_events(connector_code: str, batch_size: int | None = None) -> PushOutco
                     tried=tried,
                     lease_seconds=settings.push_lease_seconds,
                 )
-                bodies = event_bodies(
-                    session, (d.event_id for qs in queues.values() for q in qs for d in q)
-                )
+                bodies = event_bodies(session, (d.event_id for d in _all(queues)))
             if not queues:
                 break
-            attempts: list[Attempt] = []
-            if "webhook" in queues:
-                try:
-                    if webhook is None:
-                        block = RetailerWebhook.load(webhook_block_name(connector.code))
-                        webhook_timeout = block.timeout_seconds
-                        webhook = stack.enter_context(block.client())
-                except Exception as exc:
-                    problem = WebhookAnswer(
-                        "retry",
-                        None,
-                        f"the block {webhook_block_name(connector.code)} cannot be loaded "
-                        f"({type(exc).__name__}); set it with supplyline connector webhook",
-                    )
-                    attempts += [Attempt(q[0], problem) for q in queues["webhook"]]
-                    outcome.paused = True
-                else:
-                    posted, outcome.paused = post_queues(
-                        webhook,
-                        queues["webhook"],
-                        bodies,
-                        deadline=deadline,
-                        request_seconds=webhook_timeout,
-                    )
-                    attempts += posted
-            if "sftp" in queues:
-                attempts += _upload(connector, queues["sftp"], bodies)
+            attempts, outcome.paused = sending.deliver(queues, bodies)
+            attempted = {a.due.delivery_id for a in attempts}
             with session_scope(immediate=True) as session:
                 record_attempts(session, attempts)
-                attempted = {a.due.delivery_id for a in attempts}
                 release(
-                    session,
-                    [
-                        d.delivery_id
-                        for qs in queues.values()
-                        for q in qs
-                        for d in q
-                        if d.delivery_id not in attempted
-                    ],
+                    session, [d.delivery_id for d in _all(queues) if d.delivery_id not in attempted]
                 )
             outcome.add(attempts, settings.push_max_attempts)
             tried |= attempted
@@ -677,9 +638,92 @@ def push_events(connector_code: str, batch_size: int | None = None) -> PushOutco
                 PoEventDelivery.status == "pending",
             )
         ).scalar_one()
+    _log(outcome)
+    return outcome
+
+
+def _all(queues: dict[str, list[list[Due]]]) -> Iterator[Due]:
+    for channel_queues in queues.values():
+        for queue in channel_queues:
+            yield from queue
+
+
+class _Destinations:
+    """A connector's destinations for one task run: its webhook client, opened on first use
+    and kept alive between events, and its SFTP server."""
+
+    def __init__(self, connector: RetailerConnector, deadline: float) -> None:
+        self._connector = connector
+        self._deadline = deadline
+        self._stack = ExitStack()
+        self._webhook: WebhookClient | None = None
+        self._webhook_timeout = 0.0
+
+    def __enter__(self) -> _Destinations:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stack.close()
+
+    def deliver(
+        self, queues: dict[str, list[list[Due]]], bodies: dict[int, EventBody]
+    ) -> tuple[list[Attempt], bool]:
+        """One round of tries; and whether the rest should wait for the next run."""
+        attempts: list[Attempt] = []
+        pause = False
+        if "webhook" in queues:
+            posted, pause = self._post(queues["webhook"], bodies)
+            attempts += posted
+        if "sftp" in queues:
+            attempts += self._upload(queues["sftp"], bodies)
+        return attempts, pause
+
+    def _post(
+        self, queues: list[list[Due]], bodies: dict[int, EventBody]
+    ) -> tuple[list[Attempt], bool]:
+        name = webhook_block_name(self._connector.code)
+        if self._webhook is None:
+            try:
+                block = RetailerWebhook.load(name)
+            except Exception as exc:
+                problem = WebhookAnswer(
+                    "retry",
+                    None,
+                    f"the block {name} cannot be loaded ({type(exc).__name__}); set it with "
+                    f"supplyline connector webhook",
+                )
+                return [Attempt(queue[0], problem) for queue in queues], True
+            self._webhook_timeout = block.timeout_seconds
+            self._webhook = self._stack.enter_context(block.client())
+        return post_queues(
+            self._webhook,
+            queues,
+            bodies,
+            deadline=self._deadline,
+            request_seconds=self._webhook_timeout,
+        )
+
+    def _upload(self, queues: list[list[Due]], bodies: dict[int, EventBody]) -> list[Attempt]:
+        name = retailer_block_name(self._connector.code)
+        try:
+            server = SftpServer.load(name)
+        except Exception as exc:
+            problem = WebhookAnswer(
+                "retry",
+                None,
+                f"the block {name} cannot be loaded ({type(exc).__name__}); set it with "
+                f"supplyline connector sftp",
+            )
+            return [Attempt(due, problem) for queue in queues for due in queue]
+        folder = str(self._connector.settings["status_folder"])
+        return upload_status_file(server, folder, queues, bodies)
+
+
+def _log(outcome: PushOutcome) -> None:
+    logger = get_run_logger()
     logger.info(
         "%s: %d delivered, %d to retry, %d failed, %d pending%s",
-        connector.code,
+        outcome.connector,
         outcome.delivered,
         outcome.retrying,
         outcome.failed,
@@ -688,24 +732,6 @@ def push_events(connector_code: str, batch_size: int | None = None) -> PushOutco
     )
     for problem in outcome.problems[:5]:
         logger.warning("%s", problem)
-    return outcome
-
-
-def _upload(
-    connector: RetailerConnector, queues: list[list[Due]], bodies: dict[int, EventBody]
-) -> list[Attempt]:
-    folder = connector.settings.get("status_folder")
-    try:
-        server = SftpServer.load(retailer_block_name(connector.code))
-    except Exception as exc:
-        problem = WebhookAnswer(
-            "retry",
-            None,
-            f"the block {retailer_block_name(connector.code)} cannot be loaded "
-            f"({type(exc).__name__}); set it with supplyline connector sftp",
-        )
-        return [Attempt(due, problem) for queue in queues for due in queue]
-    return upload_status_file(server, folder, queues, bodies)  # type: ignore[arg-type]
 
 
 def redeliver(
