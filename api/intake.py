@@ -35,6 +35,7 @@ from tasks.orders import (
     order_view,
     place_order,
 )
+from tasks.retailer_events import order_events
 
 MAX_LINES = 500
 Text = Annotated[str, Field(min_length=1, max_length=255)]
@@ -295,8 +296,10 @@ def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
 
 
 def _status(caller: Caller, order_id: str) -> dict[str, Any]:
+    """The order, its lines and POs, and every PO event (as webhooks carry them)."""
     with session_scope() as session:
-        return order_view(session, find_order(session, caller.retailer_id, order_id))
+        order = find_order(session, caller.retailer_id, order_id)
+        return order_view(session, order) | {"events": order_events(session, order.id)}  # type: ignore[arg-type]
 
 
 def _cancel(caller: Caller, order_id: str) -> dict[str, Any]:

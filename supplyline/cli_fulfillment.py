@@ -22,7 +22,8 @@ from models.orders import SUPPLIER_UPDATE_OUTCOMES, SupplierUpdate
 console = Console()
 
 fulfillment_app = typer.Typer(
-    help="Fulfillment from suppliers: acknowledgements, shipments, cancellations, deliveries.",
+    help="Fulfillment: what suppliers report (acknowledgements, shipments, cancellations,"
+    " deliveries), pushed on to retailers.",
     no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]

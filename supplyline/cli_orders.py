@@ -254,8 +254,7 @@ def connector_sftp(
 ) -> None:
     """Save the SFTP server of an sftp connector's folders as the block retailer-CODE."""
     from blocks.sftp import SftpServer
-    from flows.order_files import retailer_block_name
-    from tasks.connectors import get_connector
+    from tasks.connectors import get_connector, retailer_block_name
 
     with _refusals():
         if (password_env is None) == (key_file is None):

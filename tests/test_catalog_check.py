@@ -284,3 +284,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "fulfillment sync: PO-ACME-00000001 → partially_shipped" in out
     assert "fulfillment sync: PO-ACME-00000001 → shipped" in out
     assert "shipment SH-0000002: UPS Ground 1Z0000000000000002" in out
+    # ShopCo hears of it: its receiver down, then up; each event once, a forged one refused.
+    assert "The receiver is down (503): 2 order(s) wait for a retry" in out
+    assert "The receiver is up: 4 event(s) delivered." in out
+    assert "evt_3 po.state: PO-ACME-00000001 of order SC-1001 is submitted" in out
+    assert "A forged event (bad signature) is refused: HTTP 401." in out

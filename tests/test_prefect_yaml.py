@@ -55,3 +55,12 @@ def test_fulfillment_sync_is_scheduled_one_run_at_a_time() -> None:
     [schedule] = sync["schedules"]
     assert schedule["interval"] <= 900 and schedule["timezone"]
     assert sync["concurrency_limit"]["limit"] == 1
+
+
+def test_retailer_push_runs_every_minute_one_at_a_time() -> None:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [push] = [d for d in config["deployments"] if d["name"] == "retailer-push"]
+    assert push["entrypoint"] == "flows/retailer_push.py:retailer_push"
+    [schedule] = push["schedules"]
+    assert schedule["interval"] <= 300 and schedule["timezone"]
+    assert push["concurrency_limit"]["limit"] == 1
