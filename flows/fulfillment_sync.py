@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import select
 
 from blocks.sftp import SftpServer
+from flows.retailer_push import retailer_push
 from models.catalog import Supplier
 from models.db import session_scope
 from models.orders import PurchaseOrder
@@ -111,9 +112,11 @@ def answer_file(
 
 @flow(name="fulfillment-sync", flow_run_name=_run_name)
 def fulfillment_sync(
-    batch_size: int | None = None, stable_seconds: float | None = None
+    batch_size: int | None = None, stable_seconds: float | None = None, push: bool = True
 ) -> dict[str, Any]:
-    """Collect every supplier's fulfillment updates and apply them to the POs.
+    """Collect every supplier's fulfillment updates and apply them to the POs, then push what
+    changed on to the retailers (the ``retailer-push`` flow, as a subflow; ``push=False`` leaves
+    that to its own schedule).
 
     ``batch_size``: open POs per task (default SUPPLYLINE_ORDER_BATCH_SIZE; the client splits a
     batch into requests the API allows); ``stable_seconds``: how long an outbound file must
@@ -143,9 +146,9 @@ def fulfillment_sync(
             # One supplier's trouble never stops the others; the next run tries again.
             logger.error("%s: fulfillment sync failed: %s", code, exc)
             total.problems.append(f"{code}: {exc}")
-    # HOOK push_to_retailers: the pushes to retailers (webhooks, status files) go here, after
-    # this run's changes are in po_event (the outbox: events not yet pushed, in id order).
     summary = _summary(total, files)
+    if push:  # this run's changes are in po_event, the outbox the push reads
+        summary["retailer_push"] = retailer_push(batch_size=batch_size)
     if total.did_something or files or total.problems:
         _publish(summary, files)  # a run that found nothing new adds no artifact version
     return summary
