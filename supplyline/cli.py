@@ -746,7 +746,7 @@ def demo() -> None:
     from supplyline.cli_orders import demo_orders
 
     orders_ok = demo_orders(DEMO_SUPPLIER)
-    from supplyline.cli_fulfillment import demo_notifications
+    from supplyline.cli_retailer_push import demo_notifications
 
     notified_ok = demo_notifications("shopco")
     if not (catalog_ok and orders_ok and notified_ok):
