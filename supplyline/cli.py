@@ -21,6 +21,7 @@ from data_contracts.contract import ContractError, available_contracts, load_con
 from models.db import current_revision, engine_for, ensure_schema, session_scope
 from supplyline.cli_orders import register_order_commands
 from supplyline.cli_relationships import register_relationship_commands
+from supplyline.cli_status import register_status_command
 from supplyline.settings import get_settings
 from tasks.history import history, history_entry
 from tasks.suppliers import (
@@ -750,6 +751,7 @@ def demo() -> None:
 
 register_relationship_commands(app, supplier_app)
 register_order_commands(app, supplier_app)
+register_status_command(app)
 
 if __name__ == "__main__":
     app()

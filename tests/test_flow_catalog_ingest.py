@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from uuid import UUID
@@ -63,7 +64,7 @@ def test_flow_ingests_each_file_records_history_and_publishes(tmp_path: Path) ->
     assert entries[4]["duplicate_of"] == entries[0]["id"]
 
     run = asyncio.run(_flow_run(str(entries[0]["flow_run_id"])))
-    assert run.name == "ingest-acme-acme_catalog.csv+4"
+    assert re.fullmatch(r"ingest-acme-\d{4}-\d\d-\d\dT\d\d:\d\d-acme_catalog\.csv\+4", run.name)
     assert "supplier:acme" in run.tags
     table = asyncio.run(_artifacts("catalog-acme", run.id))
     assert len(table) == 3, "one table per validated file, none for the duplicate"
