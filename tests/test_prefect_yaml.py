@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from prefect.cli.deploy._models import PrefectYamlModel
+from prefect._internal.schemas.validators import validate_values_conform_to_schema
 from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.utilities.callables import parameter_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +45,8 @@ def test_every_entrypoint_loads_and_parameters_match(deployment: dict[str, Any])
     assert isinstance(loaded, Flow)
     parameters = deployment.get("parameters", {})
     assert set(parameters) <= set(inspect.signature(loaded.fn).parameters)
+    # What the server checks when the deployment is applied (`prefect deploy`).
+    validate_values_conform_to_schema(parameters, parameter_schema(loaded).model_dump(), True)
     if deployment.get("schedules"):
         # A scheduled run gets exactly these parameters: they must be a valid call.
         loaded.validate_parameters(parameters)
