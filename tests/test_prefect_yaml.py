@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from prefect.cli.deploy._models import PrefectYamlModel
 from prefect._internal.schemas.validators import validate_values_conform_to_schema
+from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
