@@ -64,20 +64,25 @@ start() {  # start NAME COMMAND...: in its own session (so `down` stops its chil
     log "$name: started (pid $!, log $STACK_DIR/$name.log)"
 }
 
-stop() {  # stop NAME: TERM its process group, KILL what is left after 20 s
-    local pidfile="$STACK_DIR/$1.pid" pid
-    [ -f "$pidfile" ] || return 0
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM -- "-$pid" 2>/dev/null || true
-        for _ in $(seq 1 40); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        log "$1: stopped (pid $pid)"
-    fi
-    rm -f "$pidfile"
+stop() {  # stop NAME...: TERM their process groups, KILL what is left after 15 s
+    local name pid pids=()
+    for name in "$@"; do
+        [ -f "$STACK_DIR/$name.pid" ] || continue
+        pid="$(cat "$STACK_DIR/$name.pid")"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM -- "-$pid" 2>/dev/null || true
+            pids+=("$pid")
+            log "$name: stopping (pid $pid)"
+        fi
+        rm -f "$STACK_DIR/$name.pid"
+    done
+    for _ in $(seq 1 30); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && return 0
+        sleep 0.5
+    done
+    for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
 }
 
 create_database() {  # create_database NAME, unless it exists
@@ -149,10 +154,11 @@ up() {
 }
 
 down() {
+    local workers=()
     for pidfile in "$STACK_DIR"/worker-*.pid; do
-        [ -e "$pidfile" ] || continue
-        stop "$(basename "$pidfile" .pid)"
+        [ -e "$pidfile" ] && workers+=("$(basename "$pidfile" .pid)")
     done
+    [ "${#workers[@]}" = 0 ] || stop "${workers[@]}"
     stop server
 }
 

@@ -331,6 +331,7 @@ def publish_connections(since: datetime) -> None:
     with session_scope() as session:
         pairs = session.execute(
             sa.select(Retailer.code, Supplier.code)
+            .select_from(PurchaseOrder)
             .join(Retailer, Retailer.id == PurchaseOrder.retailer_id)  # type: ignore[arg-type]
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
             .where(PurchaseOrder.updated_at >= since)  # type: ignore[operator]
