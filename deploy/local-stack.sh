@@ -103,7 +103,8 @@ PY
 
 wait_for_server() {
     local deadline=$((SECONDS + START_TIMEOUT))
-    until curl -sf "$PREFECT_API_URL/health" >/dev/null 2>&1; do
+    until "$BIN/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+        "$PREFECT_API_URL/health" >/dev/null 2>&1; do
         if ! running server; then
             log "the Prefect server exited; see $STACK_DIR/server.log"
             tail -n 30 "$STACK_DIR/server.log" >&2 || true
