@@ -64,13 +64,13 @@ start() {  # start NAME COMMAND...: in its own session (so `down` stops its chil
     log "$name: started (pid $!, log $STACK_DIR/$name.log)"
 }
 
-stop() {  # stop NAME...: TERM their process groups, KILL what is left after 15 s
+stop() {  # stop NAME...: interrupt their process groups (as Ctrl-C), KILL what is left after 15 s
     local name pid pids=()
     for name in "$@"; do
         [ -f "$STACK_DIR/$name.pid" ] || continue
         pid="$(cat "$STACK_DIR/$name.pid")"
         if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM -- "-$pid" 2>/dev/null || true
+            kill -INT -- "-$pid" 2>/dev/null || true
             pids+=("$pid")
             log "$name: stopping (pid $pid)"
         fi
