@@ -1,1 +1,12 @@
-"""Prefect blocks: connection settings, credentials and their client methods."""
+"""Prefect blocks: connection settings, credentials and their client methods.
+
+Every block type Supplyline defines is exported here, so that one command registers them all
+on a Prefect server (their forms then appear in the UI's block catalog)::
+
+    prefect block register -m blocks
+"""
+
+from blocks.sftp import SftpServer
+from blocks.supplier_api import SupplierApi
+
+__all__ = ["SftpServer", "SupplierApi"]

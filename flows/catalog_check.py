@@ -14,15 +14,12 @@ from prefect.states import State
 
 from supplyline.settings import get_settings
 from tasks.check import check_catalog_file_task
+from tasks.flow_runs import first_and_count, parameter, run_name
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
-    files = flow_run.parameters.get("files") or []
-    first = Path(str(files[0])).name if files else "nothing"
-    more = f"+{len(files) - 1}" if len(files) > 1 else ""
-    return f"check-{first}{more}"
+    subject = Path(str(parameter("mapping") or parameter("contract") or "canonical")).stem
+    return run_name("check", subject, first_and_count(parameter("files") or []))  # type: ignore[arg-type]
 
 
 @flow(name="catalog-check", flow_run_name=_run_name, log_prints=False)

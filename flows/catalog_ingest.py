@@ -18,6 +18,8 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
+from tasks.events import emit_file_event
+from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.ingest import (
     ClaimedFile,
     apply_file,
@@ -29,17 +31,18 @@ from tasks.ingest import (
     without_source_rows,
     write_claimed_error_files,
 )
+from tasks.reports import file_link
 from tasks.suppliers import normalise_code
 from tasks.validate import FileValidation
 
 
 def _ingest_run_name() -> str:
-    parameters = flow_run.parameters
-    files = parameters.get("files") or []
-    names = parameters.get("names") or [Path(str(f)).name for f in files]
-    first = names[0] if names else "nothing"
-    more = f"+{len(names) - 1}" if len(names) > 1 else ""
-    return f"ingest-{parameters.get('supplier', '?')}-{first}{more}"
+    names = parameter("names") or parameter("files") or []
+    return run_name("ingest", str(parameter("supplier", "?")), first_and_count(names))  # type: ignore[arg-type]
+
+
+def _release_run_name() -> str:
+    return run_name("release", f"file-{parameter('file_id')}")
 
 
 @flow(name="catalog-ingest", flow_run_name=_ingest_run_name)
@@ -63,7 +66,7 @@ def catalog_ingest(
     return entries
 
 
-@flow(name="catalog-release", flow_run_name="release-catalog-file-{file_id}")
+@flow(name="catalog-release", flow_run_name=_release_run_name)
 def catalog_release(file_id: int) -> dict[str, object]:
     """Apply a file the retire guard held, as it is, on an operator's word."""
     claim = claim_for_release(file_id)
@@ -129,14 +132,7 @@ def current_flow_run_id() -> str | None:
 
 def tag_flow_run(code: str) -> None:
     """Tag the run ``supplier:<code>``, however it was started (CLI, deployment, schedule)."""
-    from prefect.client.orchestration import get_client
-
-    run_id = flow_run.id
-    tag = f"supplier:{code}"
-    if not run_id or tag in (flow_run.tags or []):
-        return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, tags=[*(flow_run.tags or []), tag])
+    tag_current_run(f"supplier:{code}")
 
 
 def _publish(code: str, entry: dict[str, object], validation: FileValidation | None) -> None:
@@ -159,11 +155,12 @@ def _publish(code: str, entry: dict[str, object], validation: FileValidation | N
     if entry.get("message"):
         lines += ["", f"**{entry['message']}**"]
     if entry.get("error_file"):
-        lines += ["", f"Error file: `{entry['error_file']}`"]
+        lines += ["", f"Error file: {file_link(entry['error_file'])}"]
     if entry.get("timings_s"):
         steps = ", ".join(f"{k} {v:.2f} s" for k, v in entry["timings_s"].items())  # type: ignore[union-attr]
         lines += ["", f"Steps: {steps}."]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines), description=title)
+    emit_file_event(code, entry)
     if validation is not None:
         rules = [
             {"rule": r["rule"], "column": r["column"] or "", "failures": r["failures"]}

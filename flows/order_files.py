@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from blocks.sftp import SftpServer, check_remote_name
@@ -27,7 +27,9 @@ from models.relationships import Retailer, RetailerConnector
 from supplyline.settings import get_settings
 from tasks.connectors import get_connector, retailer_block_name
 from tasks.error_files import ERROR_SUFFIX, SUMMARY_SUFFIX, original_stem
+from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.order_files import read_order_file, take_in_order_file
+from tasks.reports import order_files_report
 from tasks.sftp import MARKER_SUFFIXES, TEMPORARY_SUFFIXES, stamped
 
 ORDER_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".xlsx", ".gz", ".zip")
@@ -60,11 +62,21 @@ def take_in_file(connector: str, path: Path, name: str) -> dict[str, Any]:
     return outcome.as_dict()
 
 
-@flow(name="order-file-intake", flow_run_name="order-files-{connector}")
+def _file_intake_run_name() -> str:
+    names = parameter("names") or parameter("files") or []
+    return run_name("order-files", str(parameter("connector", "?")), first_and_count(names))  # type: ignore[arg-type]
+
+
+def _sftp_intake_run_name() -> str:
+    return run_name("order-sftp", str(parameter("connector", "?")))
+
+
+@flow(name="order-file-intake", flow_run_name=_file_intake_run_name)
 def order_file_intake(
     connector: str, files: list[Path], names: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Take in order files a person hands over; one bad file never stops the others."""
+    _tag_run(connector)
     names = names or [Path(f).name for f in files]
     entries = []
     for path, name in zip(files, names, strict=True):
@@ -77,12 +89,11 @@ def order_file_intake(
     return entries
 
 
-@flow(name="order-sftp-intake", flow_run_name="order-sftp-{connector}")
+@flow(name="order-sftp-intake", flow_run_name=_sftp_intake_run_name)
 def order_sftp_intake(connector: str, stable_seconds: float | None = None) -> list[dict[str, Any]]:
     """Take in the order files in a retailer's SFTP orders folder and answer there."""
     logger = get_run_logger()
-    with session_scope() as session:
-        found: RetailerConnector = get_connector(session, connector)
+    found = _tag_run(connector)
     if found.connector_type != "sftp":
         raise ValueError(f"connector {connector} is {found.connector_type}, not sftp")
     orders_folder = found.settings["orders_folder"]
@@ -139,7 +150,17 @@ def order_sftp_intake(connector: str, stable_seconds: float | None = None) -> li
     return entries
 
 
+def _tag_run(connector: str) -> RetailerConnector:
+    """Tag the run with the connector and its retailer; returns the connector."""
+    with session_scope() as session:
+        found = get_connector(session, connector)
+        retailer = session.get(Retailer, found.retailer_id)
+    tag_current_run(f"retailer:{retailer.code}", f"connector:{found.code}")  # type: ignore[union-attr]
+    return found
+
+
 def _publish(connector: str, entries: list[dict[str, Any]]) -> None:
+    """A table per connector (its history accumulates), and a report linking the error files."""
     create_table_artifact(
         key=f"order-files-{connector}",
         table=[
@@ -157,3 +178,9 @@ def _publish(connector: str, entries: list[dict[str, Any]]) -> None:
         or [{"file": "(none)", "status": ""}],
         description=f"order files of connector {connector}",
     )
+    if entries:
+        create_markdown_artifact(
+            key=f"order-files-{connector}-report",
+            markdown=order_files_report(f"Order files of connector `{connector}`", entries),
+            description=f"order files of connector {connector}: report",
+        )

@@ -7,22 +7,25 @@ supplier's POs. Exactly-once is the database's doing (tasks.po_submit), not Pref
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 from sqlmodel import select
 
 from models.catalog import Supplier, utcnow
 from models.db import session_scope
 from models.orders import PurchaseOrder
+from models.relationships import Retailer
 from supplyline.settings import get_settings
+from tasks.events import emit_po_event, emit_submitted_batch
+from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.po_cancel import CancelOutcome, cancel_at_supplier, due_for_cancel
 from tasks.po_connectors import ConnectorMissing, connector_settings, open_connector
+from tasks.po_overview import OPEN_PO_STATES, connection_pos
 from tasks.po_submit import (
     SendOutcome,
     check_sendable,
@@ -39,7 +42,11 @@ ACTOR = "order-sync"
 
 
 def _sync_run_name() -> str:
-    return f"order-sync-{datetime.now(UTC):%Y-%m-%dT%H:%M}"
+    return run_name("order-sync")
+
+
+def _submit_run_name() -> str:
+    return run_name("po-submit", first_and_count(parameter("po_numbers") or []))  # type: ignore[arg-type]
 
 
 @task(name="route-orders", cache_policy=NO_CACHE)
@@ -116,6 +123,7 @@ def send_po_batch(supplier_code: str, po_ids: list[int]) -> SendOutcome:
 @flow(name="order-sync", flow_run_name=_sync_run_name)
 def order_sync(batch_size: int | None = None) -> dict[str, Any]:
     """Route every received order, then send every PO that goes out on its own."""
+    started = utcnow()
     size = batch_size or get_settings().order_batch_size
     routing = RoutingOutcome()
     while True:
@@ -143,10 +151,11 @@ def order_sync(batch_size: int | None = None) -> dict[str, Any]:
         or sending.failed
     ):
         _publish(summary, routing, sending)  # a run that found nothing to do adds no version
+        publish_connections(started)
     return summary
 
 
-@flow(name="po-submit", flow_run_name="po-submit-{po_numbers[0]}")
+@flow(name="po-submit", flow_run_name=_submit_run_name)
 def submit_pos(po_numbers: list[str]) -> dict[str, Any]:
     """Send chosen POs now (awaiting sync on an active connection), e.g. when auto sync is off."""
     by_supplier: dict[str, list[int]] = {}
@@ -160,9 +169,12 @@ def submit_pos(po_numbers: list[str]) -> dict[str, Any]:
             check_sendable(session, po)
             supplier = session.get(Supplier, po.supplier_id)
             by_supplier.setdefault(supplier.code, []).append(po.id)  # type: ignore[union-attr,arg-type]
+    tag_current_run(*(f"supplier:{code}" for code in by_supplier))
+    started = utcnow()
     sending = SendOutcome()
     for code, ids in by_supplier.items():
         sending.add(send_po_batch(code, ids))
+    publish_connections(started)
     return _summary(RoutingOutcome(), {}, sending)
 
 
@@ -181,9 +193,11 @@ def _send_due(batch_size: int) -> SendOutcome:
         fresh = {sid: ids[:batch_size] for sid, ids in fresh.items() if ids}
         if not fresh:
             return sending
+        tag_current_run(*(f"supplier:{codes[supplier_id]}" for supplier_id in fresh))
         for supplier_id, ids in fresh.items():
             tried.update(ids)
-            sending.add(send_po_batch(codes[supplier_id], ids))
+            with tags(f"supplier:{codes[supplier_id]}"):
+                sending.add(send_po_batch(codes[supplier_id], ids))
 
 
 @task(name="cancel-pos", task_run_name="cancel-pos-{supplier_code}", cache_policy=NO_CACHE)
@@ -220,7 +234,8 @@ def _cancel_due() -> CancelOutcome:
         }
     for supplier_id, ids in due.items():
         try:
-            outcome = cancel_po_batch(codes[supplier_id], ids)
+            with tags(f"supplier:{codes[supplier_id]}"):
+                outcome = cancel_po_batch(codes[supplier_id], ids)
         except ConnectorMissing as exc:
             outcome = CancelOutcome(waiting=[(str(i), str(exc)) for i in ids])
         total.cancelled += outcome.cancelled
@@ -243,35 +258,15 @@ def _note_error(session: Any, po_ids: list[int], message: str) -> None:
 
 
 def _emit_events(supplier_code: str, outcome: SendOutcome) -> None:
-    """Events for automations: one per PO rejected or failed, one per batch submitted.
-
-    A submitted PO is the normal path and comes by the thousand: one event per batch (its PO
-    numbers in the payload) spares the event pipeline without hiding anything.
-    """
-    supplier = {
-        "prefect.resource.id": f"supplyline.supplier.{supplier_code}",
-        "prefect.resource.role": "supplier",
-    }
+    """Events for automations: one per PO rejected or failed, one per batch submitted."""
     if outcome.submitted:
-        emit_event(
-            event="supplyline.pos.submitted",
-            resource={**supplier, "prefect.resource.name": supplier_code},
-            payload={"count": len(outcome.submitted), "po_numbers": outcome.submitted},
-        )
+        emit_submitted_batch(supplier_code, outcome.submitted)
     for event, items in (
         ("supplyline.po.rejected", outcome.rejected),
         ("supplyline.po.failed", outcome.failed),
     ):
         for number, reason in items:
-            emit_event(
-                event=event,
-                resource={
-                    "prefect.resource.id": f"supplyline.po.{number}",
-                    "prefect.resource.name": number,
-                },
-                related=[supplier],
-                payload={"reason": reason},
-            )
+            emit_po_event(event, supplier_code, number, reason)
 
 
 def _summary(
@@ -335,3 +330,38 @@ def _publish(summary: dict[str, Any], routing: RoutingOutcome, sending: SendOutc
     create_markdown_artifact(
         key="order-sync-report", markdown="\n".join(lines), description="order sync run"
     )
+
+
+def publish_connections(since: datetime) -> None:
+    """Per connection whose POs changed since ``since``: its POs by state and the oldest
+    unsent one, as the table artifact ``pos-<retailer>-<supplier>`` (its history in the UI)."""
+    with session_scope() as session:
+        pairs = session.execute(
+            sa.select(Retailer.code, Supplier.code)
+            .select_from(PurchaseOrder)
+            .join(Retailer, Retailer.id == PurchaseOrder.retailer_id)  # type: ignore[arg-type]
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
+            .where(PurchaseOrder.updated_at >= since)  # type: ignore[operator]
+            .distinct()
+        ).all()
+        if not pairs:
+            return
+        connections = connection_pos(session, [tuple(p) for p in pairs])
+    for connection in connections:
+        oldest = (
+            f"oldest unsent: {connection.oldest_unsent_po} ({connection.oldest_unsent_state}, "
+            f"since {connection.oldest_unsent_at:%Y-%m-%d %H:%M} UTC)"
+            if connection.oldest_unsent_at
+            else "nothing unsent"
+        )
+        create_table_artifact(
+            key=connection.key,
+            table=[
+                {"state": state, "pos": count, "open": state in OPEN_PO_STATES}
+                for state, count in sorted(connection.pos_by_state.items())
+            ],
+            description=(
+                f"POs of {connection.retailer} at {connection.supplier} by state: "
+                f"{connection.open_pos} open, {oldest}"
+            ),
+        )

@@ -8,15 +8,13 @@ others; the ledger keeps each file from being loaded twice, whatever dies half-w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prefect import flow, get_run_logger, tags
-from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from blocks.sftp import SftpServer
 from flows.catalog_ingest import current_flow_run_id, ingest_one, tag_flow_run
 from supplyline.settings import get_settings
+from tasks.flow_runs import parameter, run_name
 from tasks.sftp import (
     Inbox,
     ReadyFile,
@@ -34,8 +32,7 @@ from tasks.suppliers import normalise_code
 
 
 def _run_name() -> str:
-    supplier = flow_run.parameters.get("supplier", "?")
-    return f"ingest-{supplier}-{datetime.now(UTC):%Y-%m-%dT%H:%M}"
+    return run_name("ingest", str(parameter("supplier", "?")))
 
 
 @flow(name="catalog-sftp-ingest", flow_run_name=_run_name)

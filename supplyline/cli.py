@@ -23,6 +23,7 @@ from supplyline.cli_fulfillment import fulfillment_app, register_fulfillment_com
 from supplyline.cli_orders import register_order_commands, sandbox_app
 from supplyline.cli_relationships import connector_app, register_relationship_commands
 from supplyline.cli_retailer_push import register_push_commands
+from supplyline.cli_status import register_status_command
 from supplyline.settings import get_settings
 from tasks.history import history, history_entry
 from tasks.suppliers import (
@@ -757,6 +758,7 @@ register_relationship_commands(app, supplier_app)
 register_order_commands(app, supplier_app)
 register_fulfillment_commands(app)
 register_push_commands(fulfillment_app, connector_app, sandbox_app)
+register_status_command(app)
 
 if __name__ == "__main__":
     app()

@@ -127,6 +127,31 @@ class Settings(BaseSettings):
             "may take them over (no delivery starts that could outlive it)."
         ),
     )
+    feed_stale_hours: float = Field(
+        default=26,
+        gt=0,
+        description=(
+            "Feed health: a supplier that sent no catalog file for this long is stale (a daily "
+            "feed with two hours' slack); the feed-health flow's stale_hours names exceptions."
+        ),
+    )
+    feed_recent_files: int = Field(
+        default=3, ge=1, description="Feed health: the last N files make the recent rejection rate."
+    )
+    feed_baseline_files: int = Field(
+        default=20,
+        ge=1,
+        description="Feed health: the files before the recent ones that make the baseline rate.",
+    )
+    feed_rejection_jump: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description=(
+            "Feed health: the recent rejection rate exceeding the baseline by this much (0.2: "
+            "20 percentage points) raises an event."
+        ),
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import shutil
+import time
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from typer.testing import CliRunner
 
 from flows.catalog_ingest import catalog_ingest
@@ -30,6 +33,24 @@ async def _artifacts(key: str, flow_run_id: UUID) -> list:
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
     return [a for a in artifacts if a.flow_run_id == flow_run_id]
+
+
+def _file_events(run_id: UUID) -> set[tuple[str, str]]:
+    """The run's catalog-file events, once the API has stored them (it writes in batches)."""
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_events(
+                EventFilter(
+                    event=EventNameFilter(prefix=["supplyline.catalog.file."]),
+                    related=EventRelatedFilter(id=[f"prefect.flow-run.{run_id}"]),
+                ),
+                limit=50,
+            )
+            found = {(e.event, e.resource.get("prefect.resource.name")) for e in page.events}
+            if len(found) >= 4 or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
 
 
 async def _flow_run(run_id: str):
@@ -63,7 +84,7 @@ def test_flow_ingests_each_file_records_history_and_publishes(tmp_path: Path) ->
     assert entries[4]["duplicate_of"] == entries[0]["id"]
 
     run = asyncio.run(_flow_run(str(entries[0]["flow_run_id"])))
-    assert run.name == "ingest-acme-acme_catalog.csv+4"
+    assert re.fullmatch(r"ingest-acme-\d{4}-\d\d-\d\dT\d\d:\d\d-acme_catalog\.csv\+4", run.name)
     assert "supplier:acme" in run.tags
     table = asyncio.run(_artifacts("catalog-acme", run.id))
     assert len(table) == 3, "one table per validated file, none for the duplicate"
@@ -72,6 +93,16 @@ def test_flow_ingests_each_file_records_history_and_publishes(tmp_path: Path) ->
     summary = asyncio.run(_artifacts("catalog-acme-summary", run.id))
     assert len(summary) == 4
     assert any("same content as file" in str(a.data) for a in summary)
+    error_file = Path(str(entries[3]["error_file"]))
+    assert any(
+        f"[{error_file.name}]({error_file.resolve().as_uri()})" in str(a.data) for a in summary
+    )
+    assert _file_events(run.id) == {
+        ("supplyline.catalog.file.accepted", "acme_catalog.csv"),
+        ("supplyline.catalog.file.rejected", "corrupt.csv.gz"),
+        ("supplyline.catalog.file.partially_accepted", "acme_catalog_with_errors.csv"),
+        ("supplyline.catalog.file.duplicate", "resent.csv"),
+    }
     link = asyncio.run(_artifacts("catalog-acme-error-file", run.id))
     links = " ".join(str(a.data) for a in link)
     assert "2-corrupt.errors.csv" in links and "acme_catalog_with_errors.errors.csv" in links

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -142,7 +143,9 @@ def test_order_files_from_a_retailers_sftp_folder(sshd: OpenSshServer) -> None:
     ).save(f"retailer-{connector}", overwrite=True)
     (base / "orders" / "batch-1.csv").write_text("\n".join([HEADER, *ROWS[:4]]) + "\n")
     (base / "orders" / "batch-2.csv.part").write_text(HEADER + "\n")
-    [entry] = order_sftp_intake(connector=connector, stable_seconds=0)
+    state = order_sftp_intake(connector=connector, stable_seconds=0, return_state=True)
+    [entry] = state.result()
+    _check_run_shows_it(state.state_details.flow_run_id, connector, entry)
     assert (entry["status"], entry["orders_new"], entry["orders_refused"]) == (
         "partially_accepted",
         ["R1"],
@@ -159,6 +162,26 @@ def test_order_files_from_a_retailers_sftp_folder(sshd: OpenSshServer) -> None:
     )
     assert order_sftp_intake(connector=connector, stable_seconds=0) == []
     assert set(orders()) == {"R1"}
+
+
+def _check_run_shows_it(run_id: object, connector: str, entry: dict[str, object]) -> None:
+    """Run name, tags, and a report linking the error file, as analysts see them."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)  # type: ignore[arg-type]
+        reports = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"order-files-{connector}-report"])
+            )
+        )
+    assert re.fullmatch(rf"order-sftp-{connector}-\d{{4}}-\d\d-\d\dT\d\d:\d\d", run.name)
+    assert {"retailer:shopco", f"connector:{connector}"} <= set(run.tags)
+    [report] = [a for a in reports if a.flow_run_id == run.id]
+    error_file = Path(str(entry["error_file"]))
+    assert f"[{error_file.name}]({error_file.resolve().as_uri()})" in str(report.data)
+    assert "| batch-1.csv | partially_accepted | 1 | 0 | 1 |" in str(report.data)
 
 
 def test_the_order_contract_compiles_every_rule() -> None:

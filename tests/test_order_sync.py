@@ -467,5 +467,15 @@ def test_each_run_publishes_pos_by_state_and_its_problems(sandbox: SupplierSandb
     assert (
         "PO-ACME-00000001" in report.data and "SKU A-2 is not sold to this account" in report.data
     )
+    [acme] = asyncio.run(artifacts("pos-shopco-acme", run_id))
+    acme_rows = json.loads(acme.data) if isinstance(acme.data, str) else acme.data
+    assert {r["state"]: (r["pos"], r["open"]) for r in acme_rows} == {
+        "rejected": (1, False),
+        "submitted": (1, True),
+    }
+    assert acme.description.endswith("1 open, nothing unsent")
+    [globex] = asyncio.run(artifacts("pos-shopco-globex", run_id))
+    assert "1 open, oldest unsent: PO-GLOBEX-00000002 (on_hold" in globex.description
     quiet = order_sync(return_state=True).state_details.flow_run_id
     assert asyncio.run(artifacts("order-sync-pos", quiet)) == []
+    assert asyncio.run(artifacts("pos-shopco-acme", quiet)) == []
