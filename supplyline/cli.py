@@ -744,12 +744,13 @@ def demo() -> None:
     catalog_ok = len(entries) == len(DEMO_FILES) and not any(
         e["status"] in ("failed", "rejected") for e in entries
     )
+    from sandbox.retailer_webhook import RetailerWebhookSandbox
     from supplyline.cli_orders import demo_orders
-
-    orders_ok = demo_orders(DEMO_SUPPLIER)
     from supplyline.cli_retailer_push import demo_notifications
 
-    notified_ok = demo_notifications("shopco")
+    with RetailerWebhookSandbox() as receiver:
+        orders_ok = demo_orders(DEMO_SUPPLIER, receiver)
+        notified_ok = demo_notifications("shopco", receiver)
     if not (catalog_ok and orders_ok and notified_ok):
         raise typer.Exit(2)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
@@ -28,6 +28,9 @@ from models.relationships import Retailer
 from supplyline.errors import RelationshipError
 from tasks.audit import default_actor
 from tasks.po_states import InvalidTransition
+
+if TYPE_CHECKING:
+    from sandbox.retailer_webhook import RetailerWebhookSandbox
 
 EXIT_REFUSED = 3
 
@@ -632,9 +635,11 @@ def sandbox_supplier(
 # --- the demo's order part ---------------------------------------------------------------------
 
 
-def demo_orders(supplier_code: str) -> bool:
+def demo_orders(supplier_code: str, receiver: RetailerWebhookSandbox) -> bool:
     """Retailer ShopCo orders from the supplier through the intake API; order sync sends the
-    POs to the supplier sandbox. Returns whether everything went as it should."""
+    POs to the supplier sandbox, which acknowledges, ships and delivers; fulfillment sync brings
+    each change back and pushes it to ShopCo's webhook ``receiver``. Returns whether everything
+    went as it should."""
     import tempfile
 
     import httpx
@@ -643,6 +648,7 @@ def demo_orders(supplier_code: str) -> bool:
     from blocks.supplier_api import SupplierApi
     from flows.order_sync import order_sync
     from sandbox.supplier_api import SupplierSandbox
+    from supplyline.cli_retailer_push import demo_webhook
     from supplyline.settings import get_settings
     from tasks.connections import (
         request_connection,
@@ -681,8 +687,10 @@ def demo_orders(supplier_code: str) -> bool:
     console.print(
         "ShopCo is connected to ACME (instant ordering): auto sync on, auto purchase by ACH with "
         "500.00 of funds; its SKU SHOP-HAMMER maps to ACME's ACM-1001, its 'standard' shipping "
-        f"to UPS_GND. Its native API connector is {added.connector.code}.\n"
+        f"to UPS_GND. Its native API connector is {added.connector.code}."
     )
+    demo_webhook(added.connector.code, receiver)
+    console.print()
     sandbox_db = Path(tempfile.mkdtemp(prefix="acme-orders-", dir=get_settings().home_dir))
     with (
         SupplierSandbox(database=sandbox_db / "supplier.db") as sandbox,
@@ -752,7 +760,7 @@ def demo_orders(supplier_code: str) -> bool:
             f"\nACME's order API holds {len(at_supplier)} order(s): "
             + ", ".join(f"{o['order_id']} for {o['po_number']}" for o in at_supplier)
         )
-        fulfilled = _demo_fulfillment(sandbox, at_supplier)
+        fulfilled = _demo_fulfillment(sandbox, at_supplier, receiver)
     console.print(
         "Look further: supplyline orders list, supplyline orders show PO-ACME-00000001 "
         "(with SUPPLYLINE_HOME set as above)."
@@ -765,23 +773,38 @@ def demo_orders(supplier_code: str) -> bool:
     )
 
 
-def _demo_fulfillment(sandbox: Any, at_supplier: list[dict[str, Any]]) -> bool:
-    """ACME acknowledges SC-1001's PO, ships part of it, then the rest, with tracking; each time
-    fulfillment sync brings it back. Returns whether the PO ended up shipped."""
+def _demo_fulfillment(
+    sandbox: Any, at_supplier: list[dict[str, Any]], receiver: RetailerWebhookSandbox
+) -> bool:
+    """ACME acknowledges SC-1001's PO, ships part of it, then the rest, with tracking, then it
+    is delivered; each time fulfillment sync brings it back and pushes it on to ShopCo, whose
+    receiver is down at first. Returns whether the PO ended up delivered."""
     from flows.fulfillment_sync import fulfillment_sync
     from tasks.orders import order_by_reference, order_view
 
-    console.rule("[bold]Fulfillment: ACME acknowledges and ships with tracking")
+    console.rule("[bold]Fulfillment: ACME acknowledges, ships with tracking, delivers")
     [first] = [o["order_id"] for o in at_supplier if o["po_number"] == "PO-ACME-00000001"]
+    receiver.go_down(503)
     sandbox.acknowledge(first)
     sandbox.ship(first, {1: 1}, carrier="UPS", service="Ground")
     steps = [fulfillment_sync()]
+    waiting = steps[0]["retailer_push"]["retrying"]
+    console.print(
+        f"ShopCo's receiver is down (503): {waiting} order(s) wait for a retry; nothing is lost."
+    )
+    receiver.come_up()
     sandbox.ship(first, carrier="UPS", service="Ground")
+    steps.append(fulfillment_sync())
+    sandbox.deliver(first)
     steps.append(fulfillment_sync())
     for step in steps:
         for po_number, state in step["pos_moved"].items():
             console.print(f"fulfillment sync: {po_number} → {state}")
+    console.print(
+        f"ShopCo's receiver is up: {sum(s['retailer_push']['delivered'] for s in steps)} "
+        "event(s) delivered by these syncs."
+    )
     with session_scope() as session:
         shown = order_view(session, order_by_reference(session, "shopco:SC-1001"))
     _show_order(shown, False)
-    return shown["purchase_orders"][0]["state"] == "shipped"
+    return shown["purchase_orders"][0]["state"] == "delivered" and waiting > 0
