@@ -28,6 +28,7 @@ from flows.retailer_push import retailer_push
 from sandbox.retailer_webhook import RetailerWebhookSandbox
 from supplyline.settings import get_settings
 from tasks.retailer_events import event_key
+from tasks.retailer_push import set_connector_webhook
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
@@ -275,7 +276,6 @@ def test_removing_the_webhook_ends_its_pending_deliveries(
     receiver: RetailerWebhookSandbox,
 ) -> None:
     from models.db import session_scope
-    from tasks.retailer_push import set_connector_webhook
 
     native = native_world(receiver)
     order_through(native, "O1", ("A-1", 1))
@@ -363,3 +363,67 @@ def test_the_order_status_endpoint_shows_every_event(receiver: RetailerWebhookSa
     ]
     shipped = [e for e in after if e["type"] == "po.shipment"]
     assert [e["data"]["tracking_number"] for e in shipped] == ["1ZO1-S1", "1ZO1-S2"]
+
+
+def test_a_run_publishes_artifacts_only_when_it_did_something(
+    receiver: RetailerWebhookSandbox,
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key: str, run_id: object) -> list:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return [a for a in found if a.flow_run_id == run_id]
+
+    native = native_world(receiver)
+    order_through(native, "O1", ("A-1", 1))
+    [created] = events_of("O1")
+    receiver.answer(event_key(created), 400)
+    run_id = retailer_push(return_state=True).state_details.flow_run_id
+    [table] = asyncio.run(artifacts("retailer-push", run_id))
+    data = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert data == [
+        {"connector": native, "delivered": 0, "to retry": 0, "failed": 1, "still pending": 0}
+    ]
+    [report] = asyncio.run(artifacts("retailer-push-report", run_id))
+    assert event_key(created) in report.data and "HTTP 400" in report.data
+    quiet = retailer_push(return_state=True).state_details.flow_run_id
+    assert asyncio.run(artifacts("retailer-push", quiet)) == []
+    assert asyncio.run(artifacts("retailer-push-report", quiet)) == []
+
+
+def test_a_missing_block_or_a_removed_connector_is_said_plainly(
+    receiver: RetailerWebhookSandbox,
+) -> None:
+    import uuid
+
+    from models.db import session_scope
+    from tasks.connectors import add_connector, remove_connector
+
+    make_world()
+    with session_scope() as session:  # the setting, but no block (say it was deleted)
+        native = add_connector(
+            session, "shopco", "native_api", code=f"no-block-{uuid.uuid4().hex[:8]}", actor="t"
+        ).connector.code
+        set_connector_webhook(session, native, receiver.url, actor="tester")
+    order_through(native, "O1", ("A-1", 1))
+    summary = retailer_push()
+    assert summary["retrying"] == 1
+    [problem] = summary["problems"]
+    assert f"the block webhook-{native} cannot be loaded" in problem
+    assert "supplyline connector webhook" in problem
+
+    with session_scope() as session:
+        remove_connector(session, native, actor="tester")
+    move("O1", "submitted")
+    summary = retailer_push()  # a removed connector is due at once, whatever its retry time
+    assert summary["events_without_destination"] == 1 and summary["failed"] == 1
+    [delivery] = deliveries().values()
+    assert delivery.status == "failed"
+    assert delivery.last_error == f"connector {native} was removed"
+    assert unpushed() == [] and receiver.events() == []
