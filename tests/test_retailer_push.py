@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -427,3 +428,66 @@ def test_a_missing_block_or_a_removed_connector_is_said_plainly(
     assert delivery.status == "failed"
     assert delivery.last_error == f"connector {native} was removed"
     assert unpushed() == [] and receiver.events() == []
+
+
+def test_a_push_killed_mid_delivery_loses_nothing_and_keeps_each_orders_order(
+    supplyline_home: Path, database: str
+) -> None:
+    """``supplyline fulfillment push`` in a real process, killed (SIGKILL) while it delivers,
+    then run again: every event reaches the receiver, each order's in order; what a killed run
+    sent but did not record comes again, and the receiver's dedup by id absorbs it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    with RetailerWebhookSandbox(latency_seconds=0.02) as receiver:
+        native = make_world()["native"].code
+        use_webhook(native, receiver, timeout_seconds=0.5)
+        orders = [f"K-{n}" for n in range(15)]
+        for order_id in orders:
+            order_through(native, order_id, ("A-1", 2))
+            life_of(order_id)
+        total = 10 * len(orders)
+        lease = 6.0  # a run starts no POST later than 3 timeouts (1.5 s) before its lease ends
+        env = os.environ | {
+            "SUPPLYLINE_HOME": str(supplyline_home),
+            "SUPPLYLINE_DATABASE_URL": database,
+            "SUPPLYLINE_PUSH_LEASE_SECONDS": str(lease),
+            "SUPPLYLINE_PUSH_BATCH_SIZE": "20",
+            "SUPPLYLINE_PUSH_RETRY_DELAY_SECONDS": "0",
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        }
+        command = [sys.executable, "-m", "supplyline.cli", "fulfillment", "push", "--json"]
+        killed = 0
+        for target in (25, 70, 110):
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 120
+            while (
+                process.poll() is None
+                and receiver.stats.requests < target
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.005)
+            if process.poll() is None:
+                process.kill()
+                killed += 1
+            process.wait(timeout=30)
+            time.sleep(lease + 0.5)  # the killed run's leases run out
+        assert killed >= 2
+        for _attempt in range(3):
+            final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+            if final.returncode == 0:
+                break
+        assert final.returncode == 0, final.stdout + final.stderr
+        arrived = received_ids(receiver)
+        assert len(arrived) == total == len(set(arrived))
+        assert receiver.stats.requests == total + receiver.stats.duplicates
+        for order_id in orders:
+            mine = [event_key(i) for i in events_of(order_id)]
+            assert [e for e in arrived if e in set(mine)] == mine
+        assert unpushed() == []
