@@ -491,3 +491,25 @@ def test_a_push_killed_mid_delivery_loses_nothing_and_keeps_each_orders_order(
             mine = [event_key(i) for i in events_of(order_id)]
             assert [e for e in arrived if e in set(mine)] == mine
         assert unpushed() == []
+
+
+def test_a_receiver_slower_than_the_timeout_is_tried_again(retry_at_once: None) -> None:
+    with RetailerWebhookSandbox(latency_seconds=1.0) as receiver:
+        native = make_world()["native"].code
+        use_webhook(native, receiver, timeout_seconds=0.2)
+        order_through(native, "O1", ("A-1", 1))
+        [created] = events_of("O1")
+        summary = retailer_push()
+        assert summary["retrying"] == 1
+        assert "ReadTimeout" in deliveries()[created].last_error
+        receiver.latency_seconds = 0.0
+        assert retailer_push()["delivered"] == 1
+        assert received_ids(receiver) == [event_key(created)]
+        # The slow receiver kept the first copy after the sender gave up: the second is a
+        # duplicate it recognises by the event id.
+        import time
+
+        deadline = time.monotonic() + 10
+        while receiver.stats.duplicates < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first, slow answer may still be on its way
+        assert receiver.events()[0].copies == 2 and receiver.stats.duplicates == 1
