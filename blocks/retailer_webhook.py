@@ -49,8 +49,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class WebhookAnswer:
-    """What became of one POST: the verdict, the HTTP status (if any) and why."""
+class DeliveryAnswer:
+    """What became of one delivery (a POST here; an upload for status files): the verdict, the
+    HTTP status (if any) and why."""
 
     verdict: Verdict
     status_code: int | None = None
@@ -108,7 +109,7 @@ class WebhookClient:
 
     def post_event(
         self, body: bytes, *, event_id: str, event_type: str, attempt: int = 1
-    ) -> WebhookAnswer:
+    ) -> DeliveryAnswer:
         """POST one signed event and sort the answer (see the module doc); never raises for
         what the receiver or the network did."""
         headers = {
@@ -122,16 +123,16 @@ class WebhookClient:
         try:
             response = self._http.post(self._webhook.url, content=body, headers=headers)
         except httpx.TransportError as exc:
-            return WebhookAnswer("retry", None, f"{type(exc).__name__}: {exc or 'no answer'}")
+            return DeliveryAnswer("retry", None, f"{type(exc).__name__}: {exc or 'no answer'}")
         code = response.status_code
         if 200 <= code < 300:
-            return WebhookAnswer("delivered", code)
+            return DeliveryAnswer("delivered", code)
         message = f"HTTP {code}: {_message(response)}"
         if code in RETRYABLE_STATUS_CODES or code >= 500:
-            return WebhookAnswer("retry", code, message, _retry_after(response))
+            return DeliveryAnswer("retry", code, message, _retry_after(response))
         if 300 <= code < 400:
             message += f" (redirected to {response.headers.get('Location', '?')}: set that URL)"
-        return WebhookAnswer("refused", code, message)
+        return DeliveryAnswer("refused", code, message)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -61,6 +61,7 @@ def push_summary(planned: PlanOutcome, outcomes: list[PushOutcome]) -> dict[str,
         "retrying": sum(o.retrying for o in outcomes),
         "failed": sum(o.failed for o in outcomes),
         "pending": sum(o.pending for o in outcomes),
+        "connectors_paused": [o.connector for o in outcomes if o.paused],
         "connectors_broken": [o.connector for o in outcomes if o.broken],
         "connectors": {
             o.connector: {

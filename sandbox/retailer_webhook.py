@@ -9,7 +9,8 @@ as a retailer's system should.
   status; ``go_down(drop=True)`` closes each connection without an answer;
   ``go_down(after_storing=True)`` keeps each event, then answers 503 as if the answer were lost
   (the sender tries again: a duplicate); ``come_up()`` ends them. ``answer(event_id, status)``
-  answers one event with that status (a 4xx: for good; a 5xx: until ``answer_normally()``).
+  answers one event with that status (a 4xx: for good; a 5xx: until ``answer_normally()``);
+  ``latency_seconds`` slows every answer down.
 
 ``supplyline sandbox retailer`` runs it on its own; the tests start it in-process.
 ``GET /_sandbox/events`` shows what it holds; ``POST /_sandbox/down`` (``{"status": 503}`` or

@@ -69,7 +69,7 @@ def fulfillment_push(
     as_json: JsonOption = False,
 ) -> None:
     """Push PO events to retailers now (retailer-push flow): webhooks and SFTP status files.
-    Exit 1 if deliveries wait for a retry or failed."""
+    Exit 1 if deliveries wait for a retry, failed, or were left for the next run."""
     from flows.retailer_push import retailer_push
 
     summary = retailer_push(batch_size=batch_size)
@@ -85,7 +85,9 @@ def fulfillment_push(
         )
         for problem in summary["problems"]:
             console.print(f"  - {problem}", markup=False, soft_wrap=True)
-    if summary["retrying"] or summary["failed"] or summary["connectors_broken"]:
+        for code in summary["connectors_paused"]:
+            console.print(f"  - {code}: more is due; the next run goes on", markup=False)
+    if any(summary[k] for k in ("retrying", "failed", "connectors_paused", "connectors_broken")):
         raise typer.Exit(1)
 
 

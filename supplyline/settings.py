@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         default=500,
         ge=1,
         le=5000,
-        description="PO events planned, or deliveries made to one connector, per task run.",
+        description="PO events planned, or deliveries claimed for one connector, per batch.",
     )
     push_retry_delay_seconds: float = Field(
         default=30,

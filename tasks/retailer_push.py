@@ -29,7 +29,7 @@ import random
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +42,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from blocks.retailer_webhook import RetailerWebhook, WebhookAnswer, WebhookClient
+from blocks.retailer_webhook import DeliveryAnswer, RetailerWebhook, WebhookClient
 from blocks.sftp import SftpServer
 from models.catalog import utcnow
 from models.db import as_utc, session_scope
@@ -353,7 +353,7 @@ def _queues(rows: Iterable[Any]) -> Iterator[list[Any]]:
     yield from groups.values()
 
 
-def _prefix(queue: list[Any], may_go: Any) -> list[Any]:
+def _prefix(queue: list[Any], may_go: Callable[[Any], bool]) -> list[Any]:
     taken = []
     for row in queue:
         if not may_go(row):
@@ -379,7 +379,7 @@ def release(session: Session, delivery_ids: list[int]) -> None:
 @dataclass(frozen=True)
 class Attempt:
     due: Due
-    answer: WebhookAnswer
+    answer: DeliveryAnswer
 
 
 def post_queues(
@@ -441,9 +441,9 @@ def upload_status_file(
                 local = Path(work) / name
                 local.write_bytes(b"".join(bodies[i].body + b"\n" for i in event_ids))
                 sftp.upload(local, folder, name)
-        answer = WebhookAnswer("delivered", None, f"in {posixpath.join(folder, name)}")
+        answer = DeliveryAnswer("delivered", None, f"in {posixpath.join(folder, name)}")
     except Exception as exc:
-        answer = WebhookAnswer("retry", None, f"status file {name}: {type(exc).__name__}: {exc}")
+        answer = DeliveryAnswer("retry", None, f"status file {name}: {type(exc).__name__}: {exc}")
     return [Attempt(due, answer) for due in queued]
 
 
@@ -686,7 +686,7 @@ class _Destinations:
             try:
                 block = RetailerWebhook.load(name)
             except Exception as exc:
-                problem = WebhookAnswer(
+                problem = DeliveryAnswer(
                     "retry",
                     None,
                     f"the block {name} cannot be loaded ({type(exc).__name__}); set it with "
@@ -708,7 +708,7 @@ class _Destinations:
         try:
             server = SftpServer.load(name)
         except Exception as exc:
-            problem = WebhookAnswer(
+            problem = DeliveryAnswer(
                 "retry",
                 None,
                 f"the block {name} cannot be loaded ({type(exc).__name__}); set it with "

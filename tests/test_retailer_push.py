@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from flows.retailer_push import retailer_push
 from sandbox.retailer_webhook import RetailerWebhookSandbox
 from supplyline.settings import get_settings
 from tasks.retailer_events import event_key
+from tasks.retailer_push import set_connector_webhook
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
@@ -275,7 +277,6 @@ def test_removing_the_webhook_ends_its_pending_deliveries(
     receiver: RetailerWebhookSandbox,
 ) -> None:
     from models.db import session_scope
-    from tasks.retailer_push import set_connector_webhook
 
     native = native_world(receiver)
     order_through(native, "O1", ("A-1", 1))
@@ -363,3 +364,152 @@ def test_the_order_status_endpoint_shows_every_event(receiver: RetailerWebhookSa
     ]
     shipped = [e for e in after if e["type"] == "po.shipment"]
     assert [e["data"]["tracking_number"] for e in shipped] == ["1ZO1-S1", "1ZO1-S2"]
+
+
+def test_a_run_publishes_artifacts_only_when_it_did_something(
+    receiver: RetailerWebhookSandbox,
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key: str, run_id: object) -> list:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return [a for a in found if a.flow_run_id == run_id]
+
+    native = native_world(receiver)
+    order_through(native, "O1", ("A-1", 1))
+    [created] = events_of("O1")
+    receiver.answer(event_key(created), 400)
+    run_id = retailer_push(return_state=True).state_details.flow_run_id
+    [table] = asyncio.run(artifacts("retailer-push", run_id))
+    data = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert data == [
+        {"connector": native, "delivered": 0, "to retry": 0, "failed": 1, "still pending": 0}
+    ]
+    [report] = asyncio.run(artifacts("retailer-push-report", run_id))
+    assert event_key(created) in report.data and "HTTP 400" in report.data
+    quiet = retailer_push(return_state=True).state_details.flow_run_id
+    assert asyncio.run(artifacts("retailer-push", quiet)) == []
+    assert asyncio.run(artifacts("retailer-push-report", quiet)) == []
+
+
+def test_a_missing_block_or_a_removed_connector_is_said_plainly(
+    receiver: RetailerWebhookSandbox,
+) -> None:
+    import uuid
+
+    from models.db import session_scope
+    from tasks.connectors import add_connector, remove_connector
+
+    make_world()
+    with session_scope() as session:  # the setting, but no block (say it was deleted)
+        native = add_connector(
+            session, "shopco", "native_api", code=f"no-block-{uuid.uuid4().hex[:8]}", actor="t"
+        ).connector.code
+        set_connector_webhook(session, native, receiver.url, actor="tester")
+    order_through(native, "O1", ("A-1", 1))
+    summary = retailer_push()
+    assert summary["retrying"] == 1
+    [problem] = summary["problems"]
+    assert f"the block webhook-{native} cannot be loaded" in problem
+    assert "supplyline connector webhook" in problem
+
+    with session_scope() as session:
+        remove_connector(session, native, actor="tester")
+    move("O1", "submitted")
+    summary = retailer_push()  # a removed connector is due at once, whatever its retry time
+    assert summary["events_without_destination"] == 1 and summary["failed"] == 1
+    [delivery] = deliveries().values()
+    assert delivery.status == "failed"
+    assert delivery.last_error == f"connector {native} was removed"
+    assert unpushed() == [] and receiver.events() == []
+
+
+def test_a_push_killed_mid_delivery_loses_nothing_and_keeps_each_orders_order(
+    supplyline_home: Path, database: str
+) -> None:
+    """``supplyline fulfillment push`` in a real process, killed (SIGKILL) while it delivers,
+    then run again: every event reaches the receiver, each order's in order; what a killed run
+    sent but did not record comes again, and the receiver's dedup by id absorbs it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    with RetailerWebhookSandbox(latency_seconds=0.02) as receiver:
+        native = make_world()["native"].code
+        use_webhook(native, receiver, timeout_seconds=0.5)
+        orders = [f"K-{n}" for n in range(15)]
+        for order_id in orders:
+            order_through(native, order_id, ("A-1", 2))
+            life_of(order_id)
+        total = 10 * len(orders)
+        lease = 6.0  # a run starts no POST later than 3 timeouts (1.5 s) before its lease ends
+        env = os.environ | {
+            "SUPPLYLINE_HOME": str(supplyline_home),
+            "SUPPLYLINE_DATABASE_URL": database,
+            "SUPPLYLINE_PUSH_LEASE_SECONDS": str(lease),
+            "SUPPLYLINE_PUSH_BATCH_SIZE": "20",
+            "SUPPLYLINE_PUSH_RETRY_DELAY_SECONDS": "0",
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        }
+        command = [sys.executable, "-m", "supplyline.cli", "fulfillment", "push", "--json"]
+        killed = 0
+        for target in (25, 70, 110):
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 120
+            while (
+                process.poll() is None
+                and receiver.stats.requests < target
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.005)
+            if process.poll() is None:
+                process.kill()
+                killed += 1
+            process.wait(timeout=30)
+            time.sleep(lease + 0.5)  # the killed run's leases run out
+        assert killed >= 2
+        for _attempt in range(3):
+            final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+            if final.returncode == 0:
+                break
+        assert final.returncode == 0, final.stdout + final.stderr
+        arrived = received_ids(receiver)
+        assert len(arrived) == total == len(set(arrived))
+        assert receiver.stats.requests == total + receiver.stats.duplicates
+        for order_id in orders:
+            mine = [event_key(i) for i in events_of(order_id)]
+            assert [e for e in arrived if e in set(mine)] == mine
+        assert unpushed() == []
+
+
+def test_a_receiver_slower_than_the_timeout_is_tried_again(retry_at_once: None) -> None:
+    with RetailerWebhookSandbox(latency_seconds=1.0) as receiver:
+        native = make_world()["native"].code
+        use_webhook(native, receiver, timeout_seconds=0.2)
+        order_through(native, "O1", ("A-1", 1))
+        [created] = events_of("O1")
+        summary = retailer_push()
+        assert summary["retrying"] == 1
+        assert "ReadTimeout" in deliveries()[created].last_error
+        receiver.latency_seconds = 0.0
+        assert retailer_push()["delivered"] == 1
+        assert received_ids(receiver) == [event_key(created)]
+        # The slow receiver kept the first copy after the sender gave up: the second is a
+        # duplicate it recognises by the event id.
+        import time
+
+        deadline = time.monotonic() + 10
+        while receiver.stats.duplicates < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first, slow answer may still be on its way
+        assert receiver.events()[0].copies == 2 and receiver.stats.duplicates == 1
