@@ -4,6 +4,7 @@ batches of at most 100 POs a call, counted at the sandbox; the order status view
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -169,7 +170,7 @@ def test_the_supplier_moves_an_order_along_and_sync_follows(sandbox: SupplierSan
     assert fulfillment_sync()["updates_known"] == 0
     assert sandbox.stats.status_calls == calls
 
-    shown = CliRunner().invoke(app, ["orders", "show", "PO-ACME-00000001"])
+    shown = CliRunner().invoke(app, ["orders", "show", "PO-ACME-00000001"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "3 accepted, 3 shipped, 3 delivered" in shown.output
     assert f"shipment {shipment['shipment_id']}: UPS Ground {shipment['tracking_number']}" in (
@@ -546,3 +547,34 @@ def test_the_fulfillment_migration_downgrades_and_upgrades_keeping_orders(
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert diff == [], "the models and the migrations disagree: write a migration"
+
+
+def test_a_run_publishes_only_when_it_did_something(sandbox: SupplierSandbox) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key: str, run_id: object) -> list:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return [a for a in found if a.flow_run_id == run_id]
+
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 2))
+    order_sync()
+    quiet = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    assert asyncio.run(artifacts("fulfillment-sync-report", quiet)) == []
+    sandbox.ship(po().supplier_order_id, tracking_number="1ZART")  # type: ignore[arg-type]
+    busy = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    [table] = asyncio.run(artifacts("fulfillment-sync-pos", busy))
+    data = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert {(r["supplier"], r["state"]): r["pos"] for r in data} == {("acme", "shipped"): 1}
+    [report] = asyncio.run(artifacts("fulfillment-sync-report", busy))
+    # Shipping without an acknowledgement first: the supplier reports both, both applied.
+    assert "| 2 | 0 | 0 | 0 |" in report.data
+    again = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    assert asyncio.run(artifacts("fulfillment-sync-pos", again)) == []
