@@ -578,3 +578,32 @@ def test_a_run_publishes_only_when_it_did_something(sandbox: SupplierSandbox) ->
     assert "| 2 | 0 | 0 | 0 |" in report.data
     again = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
     assert asyncio.run(artifacts("fulfillment-sync-pos", again)) == []
+
+
+def test_the_sandbox_moves_orders_along_over_http(sandbox: SupplierSandbox) -> None:
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 3), ("SHARED", 1))
+    order_sync()
+    supplier_order = po().supplier_order_id
+    admin = f"http://127.0.0.1:{sandbox.port}/_sandbox/orders/{supplier_order}"
+    with httpx.Client(timeout=10) as client:
+        answer = client.post(f"{admin}/acknowledge", json={"rejected": {"2": "recalled"}})
+        assert answer.status_code == 200 and answer.json()["status"] == "acknowledged"
+        shipped = client.post(f"{admin}/ship", json={"lines": {"1": 1}, "carrier": "DHL"})
+        assert shipped.status_code == 200 and shipped.json()["carrier"] == "DHL"
+        too_much = client.post(f"{admin}/ship", json={"lines": {"1": 5}})
+        assert too_much.status_code == 422 and "has 2 open, not 5" in too_much.json()["message"]
+        cancelled = client.post(f"{admin}/cancel", json={"reason": "no more stock"})
+        assert cancelled.json()["status"] == "shipped"  # what shipped stays shipped
+        client.post(f"{admin}/deliver", json={})
+        assert client.post(f"{admin}/teleport").status_code == 422
+    summary = fulfillment_sync()
+    assert summary["pos_moved"] == {"PO-ACME-00000001": "delivered"}
+    found = lines()
+    assert [(x.shipped_quantity, x.rejected_quantity, x.cancelled_quantity) for x in found] == [
+        (1, 0, 2),
+        (0, 1, 0),
+    ]
+    assert found[0].cancellation_reason == "no more stock"
+    assert found[1].rejection_reason == "recalled"
