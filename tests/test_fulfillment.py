@@ -607,3 +607,49 @@ def test_the_sandbox_moves_orders_along_over_http(sandbox: SupplierSandbox) -> N
     ]
     assert found[0].cancellation_reason == "no more stock"
     assert found[1].rejection_reason == "recalled"
+
+
+def test_two_runs_applying_the_same_updates_at_once_change_things_once(
+    sandbox: SupplierSandbox,
+) -> None:
+    import threading
+
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 2))
+    order_sync()
+    number = "PO-ACME-00000001"
+    updates = [
+        UpdateIn(
+            number,
+            "acknowledgement",
+            {"lines": [{"line_no": 1, "status": "accepted", "quantity": 2}]},
+        ),
+        UpdateIn(number, "shipment", _shipment("S1", "1Z1", (1, 2))),
+    ]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait()
+            _apply(*updates)
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with session_scope() as session:
+        outcomes = sorted(u.outcome for u in session.exec(select(SupplierUpdate)))
+        [shipment] = session.exec(select(Shipment)).all()
+    assert outcomes == ["applied", "applied", "duplicate", "duplicate"]
+    assert shipment.tracking_number == "1Z1"
+    assert [line.shipped_quantity for line in lines(number)] == [2]
+    kinds = [e.kind for e in events(number)]
+    assert kinds.count("acknowledgement") == 1 and kinds.count("shipment") == 1
+    assert [e.to_state for e in events(number) if e.kind == "state"][-1] == "shipped"
+    assert po(number).state == "shipped"
