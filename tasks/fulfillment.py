@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.catalog import Supplier, utcnow
+from models.catalog import utcnow
 from models.db import as_utc
 from models.orders import (
     FINAL_PO_STATES,
@@ -878,13 +878,6 @@ def open_pos_by_supplier(session: Session) -> dict[int, list[tuple[str, str]]]:
     for supplier_id, number, order_id in rows:
         found.setdefault(supplier_id, []).append((number, order_id))
     return found
-
-
-def supplier_id_of(session: Session, supplier_code: str) -> int:
-    supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).first()
-    if supplier is None:
-        raise LookupError(f"no supplier {supplier_code!r}: see supplyline supplier list")
-    return supplier.id  # type: ignore[return-value]
 
 
 # --- small parsers ----------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from models.orders import OrderLine, PoEvent, PurchaseOrder, Shipment, SupplierU
 from models.relationships import RetailerConnection
 from sandbox.supplier_api import Faults, SupplierSandbox
 from supplyline.cli import app
-from tasks.fulfillment import UpdateIn, apply_updates, supplier_id_of
+from tasks.fulfillment import UpdateIn, apply_updates
+from tasks.suppliers import get_supplier
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
@@ -234,7 +235,7 @@ def _shipment(shipment_id: str, tracking: str | None, *lines: tuple[int, int]) -
 
 def _apply(*updates: UpdateIn) -> list[tuple[str, str | None]]:
     with session_scope(immediate=True) as session:
-        outcome = apply_updates(session, supplier_id_of(session, "acme"), list(updates))
+        outcome = apply_updates(session, get_supplier(session, "acme").id, list(updates))
     return outcome.results
 
 
@@ -436,7 +437,7 @@ def test_cancel_before_and_after_shipment_gives_funds_back_once(
         with session_scope(immediate=True) as session:
             apply_updates(
                 session,
-                supplier_id_of(session, "acme"),
+                get_supplier(session, "acme").id,
                 [
                     UpdateIn(
                         "PO-ACME-00000003",
