@@ -321,3 +321,59 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
     ran = runner.invoke(app, ["fulfillment", "sync", "--stable-seconds", "0"])
     assert ran.exit_code == 1, ran.output
     assert "only 0 of its 3 are open" in ran.output
+
+
+def test_a_file_applied_but_not_answered_is_answered_later_not_applied_again(
+    folders: Folders,
+) -> None:
+    make_world()
+    result = runner.invoke(
+        app,
+        [
+            "supplier",
+            "orders",
+            "acme",
+            "--sftp",
+            "--folder",
+            str(folders.orders),
+            "--outbound",
+            str(folders.outbound),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    order("O1", ("A-1", 2))
+    order_sync()
+    folders.drop(
+        "ship-100.csv",
+        csv_text(
+            {
+                "po_number": "PO-ACME-00000001",
+                "shipment_id": "S1",
+                "carrier": "UPS",
+                "tracking_number": "1Z100",
+                "shipped_at": "2026-12-06",
+                "line_no": 1,
+                "quantity": 2,
+            }
+        ),
+    )
+    folders.archive.chmod(0o555)  # the SFTP account cannot move the file there now
+    try:
+        summary = fulfillment_sync(stable_seconds=0)
+    finally:
+        folders.archive.chmod(0o755)
+    assert summary["updates_applied"] == 1
+    assert po("PO-ACME-00000001").state == "shipped"
+    assert [p.name for p in folders.outbound.iterdir()] == ["ship-100.csv"]
+    with session_scope() as session:
+        [row] = session.exec(select(RemoteFile)).all()
+    assert row.state == "processed" and "answering on the server failed" in (row.message or "")
+
+    again = fulfillment_sync(stable_seconds=0)
+    assert (again["files"], again["updates_applied"], again["updates_duplicate"]) == (0, 0, 0)
+    assert list(folders.outbound.iterdir()) == []
+    assert [p.name.split(".")[0] for p in folders.archive.iterdir()] == ["ship-100"]
+    with session_scope() as session:
+        [row] = session.exec(select(RemoteFile)).all()
+        assert len(session.exec(select(SupplierUpdate)).all()) == 1
+    assert row.state == "archived"
