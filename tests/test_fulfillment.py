@@ -412,6 +412,22 @@ def test_cancel_before_and_after_shipment_gives_funds_back_once(
     assert sandbox.order_status(orders["PO-ACME-00000001"])["status"] == "cancelled"  # type: ignore[index]
     # Its lines are cancelled: the supplier's own report of it is nothing new.
     assert [line.cancelled_quantity for line in lines("PO-ACME-00000001")] == [2]
+    [retailer_cancel] = [e for e in events("PO-ACME-00000001") if e.kind == "cancellation"]
+    assert (retailer_cancel.from_state, retailer_cancel.to_state) == (
+        "cancel_requested",
+        "cancelled",
+    )
+    assert retailer_cancel.payload == {
+        "whole_po": True,
+        "lines": [
+            {
+                "line_no": 1,
+                "sku": "A-1",
+                "quantity": 2,
+                "reason": "cancelled on the retailer's request",
+            }
+        ],
+    }
 
     # After shipment: the connector says it can no longer be cancelled; refused with why.
     sandbox.ship(orders["PO-ACME-00000002"], {1: 1})
