@@ -365,7 +365,7 @@ def test_status_requests_carry_at_most_100_pos_and_keep_the_rate_limit(
 
     # A smaller limit in the block, and a rate limit the sandbox enforces with 429s: a client
     # keeping to it is never refused.
-    save_block(sandbox, max_pos_per_status_call=10, requests_per_second=8)
+    save_block(sandbox, max_pos_per_status_call=10, requests_per_second=5)
     sandbox.set_faults(Faults(rate_limit_per_second=10))
     by_number = sorted((o["po_number"], o["order_id"]) for o in sandbox.orders())
     for _, supplier_order in by_number[:30]:
