@@ -139,7 +139,13 @@ def fulfillment_sync(
             for ready in outbound.unanswered:
                 answer_file(code, connector, ready, ready.name)
             for ready in outbound.ready:
-                entry, applied = take_file(code, supplier_id, connector, ready, ready.name)
+                try:
+                    entry, applied = take_file(code, supplier_id, connector, ready, ready.name)
+                except Exception as exc:
+                    # Nothing of it was applied (one transaction): the next run tries again.
+                    logger.error("%s: %s failed, left in place: %s", code, ready.name, exc)
+                    total.problems.append(f"{code}: {ready.name}: {exc}")
+                    continue
                 files.append({"supplier": code} | entry)
                 total.add(applied)
         except Exception as exc:

@@ -10,6 +10,10 @@ Sending a PO is guarded by a lease (``send_lease_until``) taken by a conditional
 sender at a time, whatever the number of workers. ``send_attempts`` counts the leases taken:
 a PO with an earlier attempt may already be at the supplier, so it is looked up there by its
 number before it is sent again.
+
+Fulfillment (tasks.fulfillment) adds what the supplier reports: quantities per order line
+(accepted, backordered, rejected, cancelled, shipped, delivered), shipments with tracking, and
+``supplier_update``, the log of every update a supplier sent and what became of it.
 """
 
 from __future__ import annotations

@@ -601,6 +601,9 @@ def sandbox_supplier(
     retry_after: Annotated[int, typer.Option(help="Retry-After of a 429, in seconds.")] = 1,
     drop_share: Annotated[float, typer.Option(help="Share of creates stored, then dropped.")] = 0.0,
     latency: Annotated[float, typer.Option(help="Seconds to wait before each answer.")] = 0.0,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Requests a second it allows; more are answered 429.")
+    ] = None,
 ) -> None:
     """Run the supplier sandbox (the order API, with faults) until Ctrl-C."""
     from sandbox.supplier_api import Faults, SupplierSandbox
@@ -617,6 +620,7 @@ def sandbox_supplier(
             retry_after_seconds=retry_after,
             drop_after_commit_share=drop_share,
             latency_seconds=latency,
+            rate_limit_per_second=rate_limit,
         ),
         **({"client_secret": secret} if secret else {}),
     )
@@ -624,7 +628,10 @@ def sandbox_supplier(
         console.print(f"supplier sandbox at {sandbox.url} (client ID {sandbox.client_id})")
         if not secret:
             console.print(f"  secret: {sandbox.client_secret}", markup=False, soft_wrap=True)
-        console.print("  orders: GET /_sandbox/orders; Ctrl-C stops it")
+        console.print(
+            "  orders: GET /_sandbox/orders; move them along: POST /_sandbox/orders/ID/"
+            "acknowledge|ship|deliver|cancel; Ctrl-C stops it"
+        )
         try:
             while True:
                 time.sleep(3600)

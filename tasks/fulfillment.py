@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.catalog import Supplier, utcnow
+from models.catalog import utcnow
 from models.db import as_utc
 from models.orders import (
     FINAL_PO_STATES,
@@ -843,19 +843,61 @@ def _give_funds_back(session: Session, po: _Po, *, actor: str) -> Decimal:
 # --- a PO cancelled at the retailer's request --------------------------------------------------
 
 
-def cancel_open_lines(session: Session, po_id: int, reason: str) -> None:
-    """Mark what is open of a PO's lines cancelled: the PO was cancelled at the supplier on the
-    retailer's request, so the supplier's own report of it later is a duplicate."""
-    session.execute(
-        sa.update(OrderLine)
-        .where(OrderLine.po_id == po_id)  # type: ignore[arg-type]
-        .values(
-            cancelled_quantity=OrderLine.quantity
-            - OrderLine.shipped_quantity
-            - OrderLine.rejected_quantity,
-            cancellation_reason=sa.func.coalesce(OrderLine.cancellation_reason, reason),
+def cancel_open_lines(
+    session: Session, po_id: int, reason: str, *, from_state: str, actor: str
+) -> None:
+    """Mark what is open of a PO's lines cancelled, with its ``cancellation`` event: the PO was
+    cancelled at the supplier on the retailer's request (it is ``cancelled`` now), so the
+    supplier's own report of it later is a duplicate."""
+    lines = list(
+        session.exec(
+            select(OrderLine).where(OrderLine.po_id == po_id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
         )
-        .execution_options(synchronize_session=False)
+    )
+    cancelled = [
+        (line, line.quantity - line.shipped_quantity - line.rejected_quantity)
+        for line in lines
+        if line.quantity - line.shipped_quantity - line.rejected_quantity > line.cancelled_quantity
+    ]
+    if not cancelled:
+        return
+    session.connection().execute(
+        sa.update(OrderLine.__table__)  # type: ignore[attr-defined]
+        .where(OrderLine.__table__.c.id == sa.bindparam("line_id"))  # type: ignore[attr-defined]
+        .values(
+            cancelled_quantity=sa.bindparam("cancelled"),
+            cancellation_reason=sa.bindparam("why"),
+        ),
+        [
+            {
+                "line_id": line.id,
+                "cancelled": total,
+                "why": line.cancellation_reason or reason,
+            }
+            for line, total in cancelled
+        ],
+    )
+    session.execute(
+        sa.insert(PoEvent).values(
+            po_id=po_id,
+            from_state=from_state,
+            to_state="cancelled",
+            kind="cancellation",
+            payload={
+                "whole_po": True,
+                "lines": [
+                    {
+                        "line_no": line.line_no,
+                        "sku": line.sku,
+                        "quantity": total - line.cancelled_quantity,
+                        "reason": line.cancellation_reason or reason,
+                    }
+                    for line, total in cancelled
+                ],
+            },
+            actor=actor,
+            at=utcnow(),
+        )
     )
 
 
@@ -878,13 +920,6 @@ def open_pos_by_supplier(session: Session) -> dict[int, list[tuple[str, str]]]:
     for supplier_id, number, order_id in rows:
         found.setdefault(supplier_id, []).append((number, order_id))
     return found
-
-
-def supplier_id_of(session: Session, supplier_code: str) -> int:
-    supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).first()
-    if supplier is None:
-        raise LookupError(f"no supplier {supplier_code!r}: see supplyline supplier list")
-    return supplier.id  # type: ignore[return-value]
 
 
 # --- small parsers ----------------------------------------------------------------------------

@@ -60,8 +60,10 @@ def find_outbound_files(
     server: SftpServer, supplier_id: int, folder: str, stable_seconds: float
 ) -> Outbound:
     """The folder's fulfillment files that are ready, still changing, or taken but not yet
-    answered; other files are ignored once, with the reason in the ledger and the log."""
+    answered; other files are ignored once, with the reason in the ledger and the log. The
+    folder is made if it is missing: it shows the supplier where its files go."""
     with server.get_client() as sftp:
+        sftp.ensure_folder(folder)
         found = _look(sftp, supplier_id, folder, stable_seconds)
         if found.waiting and stable_seconds <= MAX_WAIT_IN_RUN_SECONDS:
             time.sleep(stable_seconds)

@@ -111,7 +111,13 @@ def cancel_at_supplier(
                 values={"last_error": None},
             )
             if moved:
-                cancel_open_lines(session, po.id, "cancelled on the retailer's request")  # type: ignore[arg-type]
+                cancel_open_lines(
+                    session,
+                    po.id,  # type: ignore[arg-type]
+                    "cancelled on the retailer's request",
+                    from_state="cancel_requested",
+                    actor=actor,
+                )
                 if po.connection_id is not None:
                     release_funds(session, po.connection_id, reference=po.po_number, actor=actor)
                 refresh_order_status(session, po.order_id)

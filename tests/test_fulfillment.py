@@ -4,6 +4,7 @@ batches of at most 100 POs a call, counted at the sandbox; the order status view
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,8 @@ from models.orders import OrderLine, PoEvent, PurchaseOrder, Shipment, SupplierU
 from models.relationships import RetailerConnection
 from sandbox.supplier_api import Faults, SupplierSandbox
 from supplyline.cli import app
-from tasks.fulfillment import UpdateIn, apply_updates, supplier_id_of
+from tasks.fulfillment import UpdateIn, apply_updates
+from tasks.suppliers import get_supplier
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "database")
 
@@ -169,7 +171,7 @@ def test_the_supplier_moves_an_order_along_and_sync_follows(sandbox: SupplierSan
     assert fulfillment_sync()["updates_known"] == 0
     assert sandbox.stats.status_calls == calls
 
-    shown = CliRunner().invoke(app, ["orders", "show", "PO-ACME-00000001"])
+    shown = CliRunner().invoke(app, ["orders", "show", "PO-ACME-00000001"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "3 accepted, 3 shipped, 3 delivered" in shown.output
     assert f"shipment {shipment['shipment_id']}: UPS Ground {shipment['tracking_number']}" in (
@@ -233,7 +235,7 @@ def _shipment(shipment_id: str, tracking: str | None, *lines: tuple[int, int]) -
 
 def _apply(*updates: UpdateIn) -> list[tuple[str, str | None]]:
     with session_scope(immediate=True) as session:
-        outcome = apply_updates(session, supplier_id_of(session, "acme"), list(updates))
+        outcome = apply_updates(session, get_supplier(session, "acme").id, list(updates))
     return outcome.results
 
 
@@ -363,7 +365,7 @@ def test_status_requests_carry_at_most_100_pos_and_keep_the_rate_limit(
 
     # A smaller limit in the block, and a rate limit the sandbox enforces with 429s: a client
     # keeping to it is never refused.
-    save_block(sandbox, max_pos_per_status_call=10, requests_per_second=8)
+    save_block(sandbox, max_pos_per_status_call=10, requests_per_second=5)
     sandbox.set_faults(Faults(rate_limit_per_second=10))
     by_number = sorted((o["po_number"], o["order_id"]) for o in sandbox.orders())
     for _, supplier_order in by_number[:30]:
@@ -410,6 +412,22 @@ def test_cancel_before_and_after_shipment_gives_funds_back_once(
     assert sandbox.order_status(orders["PO-ACME-00000001"])["status"] == "cancelled"  # type: ignore[index]
     # Its lines are cancelled: the supplier's own report of it is nothing new.
     assert [line.cancelled_quantity for line in lines("PO-ACME-00000001")] == [2]
+    [retailer_cancel] = [e for e in events("PO-ACME-00000001") if e.kind == "cancellation"]
+    assert (retailer_cancel.from_state, retailer_cancel.to_state) == (
+        "cancel_requested",
+        "cancelled",
+    )
+    assert retailer_cancel.payload == {
+        "whole_po": True,
+        "lines": [
+            {
+                "line_no": 1,
+                "sku": "A-1",
+                "quantity": 2,
+                "reason": "cancelled on the retailer's request",
+            }
+        ],
+    }
 
     # After shipment: the connector says it can no longer be cancelled; refused with why.
     sandbox.ship(orders["PO-ACME-00000002"], {1: 1})
@@ -435,7 +453,7 @@ def test_cancel_before_and_after_shipment_gives_funds_back_once(
         with session_scope(immediate=True) as session:
             apply_updates(
                 session,
-                supplier_id_of(session, "acme"),
+                get_supplier(session, "acme").id,
                 [
                     UpdateIn(
                         "PO-ACME-00000003",
@@ -546,3 +564,109 @@ def test_the_fulfillment_migration_downgrades_and_upgrades_keeping_orders(
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert diff == [], "the models and the migrations disagree: write a migration"
+
+
+def test_a_run_publishes_only_when_it_did_something(sandbox: SupplierSandbox) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts(key: str, run_id: object) -> list:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return [a for a in found if a.flow_run_id == run_id]
+
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 2))
+    order_sync()
+    quiet = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    assert asyncio.run(artifacts("fulfillment-sync-report", quiet)) == []
+    sandbox.ship(po().supplier_order_id, tracking_number="1ZART")  # type: ignore[arg-type]
+    busy = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    [table] = asyncio.run(artifacts("fulfillment-sync-pos", busy))
+    data = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert {(r["supplier"], r["state"]): r["pos"] for r in data} == {("acme", "shipped"): 1}
+    [report] = asyncio.run(artifacts("fulfillment-sync-report", busy))
+    # Shipping without an acknowledgement first: the supplier reports both, both applied.
+    assert "| 2 | 0 | 0 | 0 |" in report.data
+    again = fulfillment_sync(return_state=True).state_details.flow_run_id  # type: ignore[attr-defined]
+    assert asyncio.run(artifacts("fulfillment-sync-pos", again)) == []
+
+
+def test_the_sandbox_moves_orders_along_over_http(sandbox: SupplierSandbox) -> None:
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 3), ("SHARED", 1))
+    order_sync()
+    supplier_order = po().supplier_order_id
+    admin = f"http://127.0.0.1:{sandbox.port}/_sandbox/orders/{supplier_order}"
+    with httpx.Client(timeout=10) as client:
+        answer = client.post(f"{admin}/acknowledge", json={"rejected": {"2": "recalled"}})
+        assert answer.status_code == 200 and answer.json()["status"] == "acknowledged"
+        shipped = client.post(f"{admin}/ship", json={"lines": {"1": 1}, "carrier": "DHL"})
+        assert shipped.status_code == 200 and shipped.json()["carrier"] == "DHL"
+        too_much = client.post(f"{admin}/ship", json={"lines": {"1": 5}})
+        assert too_much.status_code == 422 and "has 2 open, not 5" in too_much.json()["message"]
+        cancelled = client.post(f"{admin}/cancel", json={"reason": "no more stock"})
+        assert cancelled.json()["status"] == "shipped"  # what shipped stays shipped
+        client.post(f"{admin}/deliver", json={})
+        assert client.post(f"{admin}/teleport").status_code == 422
+    summary = fulfillment_sync()
+    assert summary["pos_moved"] == {"PO-ACME-00000001": "delivered"}
+    found = lines()
+    assert [(x.shipped_quantity, x.rejected_quantity, x.cancelled_quantity) for x in found] == [
+        (1, 0, 2),
+        (0, 1, 0),
+    ]
+    assert found[0].cancellation_reason == "no more stock"
+    assert found[1].rejection_reason == "recalled"
+
+
+def test_two_runs_applying_the_same_updates_at_once_change_things_once(
+    sandbox: SupplierSandbox,
+) -> None:
+    import threading
+
+    make_world()
+    save_block(sandbox)
+    order("O1", ("A-1", 2))
+    order_sync()
+    number = "PO-ACME-00000001"
+    updates = [
+        UpdateIn(
+            number,
+            "acknowledgement",
+            {"lines": [{"line_no": 1, "status": "accepted", "quantity": 2}]},
+        ),
+        UpdateIn(number, "shipment", _shipment("S1", "1Z1", (1, 2))),
+    ]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait()
+            _apply(*updates)
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with session_scope() as session:
+        outcomes = sorted(u.outcome for u in session.exec(select(SupplierUpdate)))
+        [shipment] = session.exec(select(Shipment)).all()
+    assert outcomes == ["applied", "applied", "duplicate", "duplicate"]
+    assert shipment.tracking_number == "1Z1"
+    assert [line.shipped_quantity for line in lines(number)] == [2]
+    kinds = [e.kind for e in events(number)]
+    assert kinds.count("acknowledgement") == 1 and kinds.count("shipment") == 1
+    assert [e.to_state for e in events(number) if e.kind == "state"][-1] == "shipped"
+    assert po(number).state == "shipped"

@@ -199,10 +199,11 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
             }
         ),
     )
+    folders.drop("cancel-broken.json", '{"po_number": "PO-ACME-00000001"')
     folders.drop("readme.txt", "not a fulfillment file")
 
     summary = fulfillment_sync(stable_seconds=0)
-    assert summary["files"] == 4
+    assert summary["files"] == 5
     assert summary["updates_applied"] == 3
     # Line 1 shipped whole, line 2 cancelled: all that will ship has shipped.
     assert po("PO-ACME-00000001").state == "shipped"
@@ -220,10 +221,16 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
     # Answers: error files for the refused rows, every taken file archived, the rest left.
     assert sorted(p.name for p in folders.outbound.iterdir()) == ["readme.txt"]
     archived = sorted(p.name.split(".")[0] for p in folders.archive.iterdir())
-    assert archived == ["ack-001", "cancel-001", "ship-001", "ship-bad"]
+    assert archived == ["ack-001", "cancel-001", "cancel-broken", "ship-001", "ship-bad"]
     ack_errors = error_rows(folders.errors, "ack-001")
     assert len(ack_errors) == 1 and ack_errors[0]["po_number"] == "PO-ACME-00000002"
     assert "reason: required for a rejected row" in ack_errors[0]["_errors"]
+    [broken] = [
+        p
+        for p in folders.errors.iterdir()
+        if p.name.startswith("cancel-broken.") and p.name.endswith(".errors.csv")
+    ]
+    assert "JSON" in broken.read_text(encoding="utf-8-sig")
     bad = error_rows(folders.errors, "ship-bad")[0]["_errors"]
     assert "tracking_number" in bad and "shipped_at" in bad and "quantity" in bad
     assert not [
@@ -286,6 +293,7 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
         "cancel-001.csv": "archived",
         "ship-001.json": "archived",
         "ship-bad.csv": "archived",
+        "cancel-broken.json": "archived",
         "readme.txt": "ignored",
         "ack-002.csv": "archived",
         "ship-002.csv": "archived",
@@ -313,3 +321,59 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
     ran = runner.invoke(app, ["fulfillment", "sync", "--stable-seconds", "0"])
     assert ran.exit_code == 1, ran.output
     assert "only 0 of its 3 are open" in ran.output
+
+
+def test_a_file_applied_but_not_answered_is_answered_later_not_applied_again(
+    folders: Folders,
+) -> None:
+    make_world()
+    result = runner.invoke(
+        app,
+        [
+            "supplier",
+            "orders",
+            "acme",
+            "--sftp",
+            "--folder",
+            str(folders.orders),
+            "--outbound",
+            str(folders.outbound),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    order("O1", ("A-1", 2))
+    order_sync()
+    folders.drop(
+        "ship-100.csv",
+        csv_text(
+            {
+                "po_number": "PO-ACME-00000001",
+                "shipment_id": "S1",
+                "carrier": "UPS",
+                "tracking_number": "1Z100",
+                "shipped_at": "2026-12-06",
+                "line_no": 1,
+                "quantity": 2,
+            }
+        ),
+    )
+    folders.archive.chmod(0o555)  # the SFTP account cannot move the file there now
+    try:
+        summary = fulfillment_sync(stable_seconds=0)
+    finally:
+        folders.archive.chmod(0o755)
+    assert summary["updates_applied"] == 1
+    assert po("PO-ACME-00000001").state == "shipped"
+    assert [p.name for p in folders.outbound.iterdir()] == ["ship-100.csv"]
+    with session_scope() as session:
+        [row] = session.exec(select(RemoteFile)).all()
+    assert row.state == "processed" and "answering on the server failed" in (row.message or "")
+
+    again = fulfillment_sync(stable_seconds=0)
+    assert (again["files"], again["updates_applied"], again["updates_duplicate"]) == (0, 0, 0)
+    assert list(folders.outbound.iterdir()) == []
+    assert [p.name.split(".")[0] for p in folders.archive.iterdir()] == ["ship-100"]
+    with session_scope() as session:
+        [row] = session.exec(select(RemoteFile)).all()
+        assert len(session.exec(select(SupplierUpdate)).all()) == 1
+    assert row.state == "archived"
