@@ -62,6 +62,20 @@ def write_file_error(message: str, path: Path, *, row: int | None = None) -> Pat
     return _atomic_write(path, write)
 
 
+def write_refusals(
+    file_error: str | None, raw: pd.DataFrame | None, errors: dict[int, str], path: Path
+) -> Path | None:
+    """The error file of a file whose rows are refused one by one (order and fulfillment
+    files): the file-level error, else the refused rows; a file with neither has none (an
+    earlier run's is removed). ``errors`` maps row numbers to what is wrong."""
+    if file_error:
+        return write_file_error(file_error, path)
+    if errors and raw is not None:
+        return write_row_errors(raw, pd.Series(errors), path)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def write_summary(summary: dict[str, Any], path: Path) -> Path:
     def write(f: Any) -> None:
         json.dump(summary, f, indent=2, ensure_ascii=False, default=str)

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from data_contracts.contract import load_contract
 from data_contracts.suite import compile_contract
-from tasks.error_files import error_file_paths, write_file_error, write_row_errors, write_summary
+from tasks.error_files import error_file_paths, write_refusals, write_summary
 from tasks.fulfillment import FulfillmentOutcome, UpdateIn, apply_updates
 from tasks.validate import validate_file
 
@@ -157,13 +157,7 @@ def take_in_fulfillment_file(
     if applied.conflict or applied.stale:
         status = "partially_accepted" if applied.applied or applied.duplicate else "rejected"
     csv_path, json_path = error_file_paths(found.file_name, errors_dir)
-    error_file: Path | None = None
-    if found.file_error:
-        error_file = write_file_error(found.file_error, csv_path)
-    elif found.errors and found.raw is not None:
-        error_file = write_row_errors(found.raw, pd.Series(found.errors), csv_path)
-    else:
-        csv_path.unlink(missing_ok=True)
+    error_file = write_refusals(found.file_error, found.raw, found.errors, csv_path)
     outcome = FulfillmentFileOutcome(
         file_name=found.file_name,
         kind=found.kind,

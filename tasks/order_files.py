@@ -20,7 +20,7 @@ from sqlmodel import Session
 from data_contracts.contract import load_contract
 from data_contracts.suite import compile_contract
 from models.relationships import Retailer
-from tasks.error_files import error_file_paths, write_file_error, write_row_errors, write_summary
+from tasks.error_files import error_file_paths, write_refusals, write_summary
 from tasks.orders import LineIn, OrderConflict, OrderIn, place_order
 from tasks.validate import validate_file
 
@@ -153,13 +153,7 @@ def take_in_order_file(
     if refused:
         status = "partially_accepted" if new or again else "rejected"
     csv_path, json_path = error_file_paths(order_file.file_name, errors_dir)
-    error_file: Path | None = None
-    if order_file.file_error:
-        error_file = write_file_error(order_file.file_error, csv_path)
-    elif order_file.errors and order_file.raw is not None:
-        error_file = write_row_errors(order_file.raw, pd.Series(order_file.errors), csv_path)
-    else:
-        csv_path.unlink(missing_ok=True)
+    error_file = write_refusals(order_file.file_error, order_file.raw, order_file.errors, csv_path)
     outcome = OrderFileOutcome(
         file_name=order_file.file_name,
         status=status,
