@@ -14,6 +14,7 @@ subprocesses' environment and in a client made for it.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -304,8 +305,12 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     [intake] = [r for r in runs if r.name.startswith("order-files-")]
     assert re.fullmatch(rf"order-files-shopco-sftp-{RUN_MINUTE}-orders\.csv", intake.name)
     assert {"retailer:shopco", "connector:shopco-sftp"} <= set(intake.tags)
-    syncs = [r for r in runs if r.name.startswith("order-sync-")]
+    syncs = sorted(
+        (r for r in runs if r.name.startswith("order-sync-")), key=lambda r: r.start_time
+    )
     assert len(syncs) == 2 and all(re.fullmatch(rf"order-sync-{RUN_MINUTE}", r.name) for r in syncs)
+    assert syncs[0].end_time <= syncs[1].start_time, "one order sync at a time (the second waited)"
+    assert {"supplier:alpha", "supplier:beta"} <= set(syncs[0].tags) | set(syncs[1].tags)
 
     files = _scalar(
         ran,
@@ -338,6 +343,17 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     # One event per file, named for what became of it.
     assert _file_events(ran) == {
         (f"supplyline.catalog.file.{status}", name) for name, (_, status, *_) in by_name.items()
+    }
+
+    status = json.loads(ran.run(BIN / "supplyline", "status", "--json"))
+    feeds = {f["supplier"]: f for f in status["suppliers"]}
+    assert feeds["beta"]["last_file"] == "beta-products.csv"
+    assert feeds["beta"]["recent_rejection_rate"] == pytest.approx(1 / 21, abs=1e-4)
+    assert feeds["alpha"]["last_success_at"] is not None
+    connections = {c["supplier"]: c for c in status["connections"] if c["retailer"] == "shopco"}
+    assert {c: (v["open_pos"], v["oldest_unsent_po"]) for c, v in connections.items()} == {
+        "alpha": (2, None),
+        "beta": (2, None),
     }
 
     artifacts = ran.client.read_artifacts(
