@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request, stat
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.db import session_scope
+from models.db import GroupCommit, session_scope
 from tasks.credentials import InvalidCredentials, verify_connector_key
 from tasks.orders import (
     LineIn,
@@ -35,6 +35,7 @@ from tasks.orders import (
     order_view,
     place_order,
 )
+from tasks.retailer_events import order_events
 
 MAX_LINES = 500
 Text = Annotated[str, Field(min_length=1, max_length=255)]
@@ -271,9 +272,13 @@ def _order_error(_request: Request, exc: OrderError) -> JSONResponse:
     return JSONResponse(status_code=code, content={"detail": str(exc)})
 
 
+# Orders placed at once share a commit: on SQLite every commit is an fsync, and writers queue.
+_orders_placed = GroupCommit()
+
+
 def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
-    with session_scope(immediate=True) as session:
-        intake = place_order(
+    intake = _orders_placed.run(
+        lambda session: place_order(
             session,
             caller.retailer_id,
             order_in,
@@ -281,17 +286,20 @@ def _place(caller: Caller, order_in: OrderIn, dialect: str) -> JSONResponse:
             connector_id=caller.connector_id,
             retailer_all_or_nothing=caller.all_or_nothing,
         )
-        if intake.created:
-            view = new_order_view(intake.order, order_in, caller.retailer)
-    if not intake.created:  # read after the write lock is given back
+    )
+    if intake.created:
+        view = new_order_view(intake.order, order_in, caller.retailer)
+    else:  # read after the write lock is given back
         with session_scope() as session:
             view = order_view(session, intake.order)
     return JSONResponse(status_code=201 if intake.created else 200, content=view)
 
 
 def _status(caller: Caller, order_id: str) -> dict[str, Any]:
+    """The order, its lines and POs, and every PO event (as webhooks carry them)."""
     with session_scope() as session:
-        return order_view(session, find_order(session, caller.retailer_id, order_id))
+        order = find_order(session, caller.retailer_id, order_id)
+        return order_view(session, order) | {"events": order_events(session, order.id)}  # type: ignore[arg-type]
 
 
 def _cancel(caller: Caller, order_id: str) -> dict[str, Any]:
@@ -313,7 +321,8 @@ def place_native_order(
 def native_order_status(
     order_id: str, caller: Annotated[Caller, Depends(native_caller)]
 ) -> dict[str, Any]:
-    """The order, its lines (routed or why not) and its POs with their states."""
+    """The order, its lines (routed or why not; acknowledged, shipped, cancelled quantities) and
+    its POs with their states and shipments (carrier, tracking)."""
     return _status(caller, order_id)
 
 

@@ -14,6 +14,10 @@ Such APIs may not deduplicate orders, so sending a PO is written to be safe to r
 
 A send never starts a request that could outlive the caller's deadline (the PO's send lease),
 so a second sender, which only starts once the lease has run out, never overlaps the first.
+
+Fulfillment reads the status of open orders in batches (``POST /orders/status`` with at most
+``max_pos_per_status_call`` order ids), and every request of a client keeps to the block's
+``requests_per_second``, whatever the number of threads sharing it.
 """
 
 from __future__ import annotations
@@ -123,6 +127,12 @@ class SupplierApi(Block):
     max_concurrent_requests: int = Field(
         default=8, ge=1, le=64, description="Requests in flight at once to this supplier."
     )
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="The API's rate limit: requests a second at most, paced by the client "
+        "(none: no pacing).",
+    )
 
     @contextmanager
     def client(self) -> Iterator[SupplierApiClient]:
@@ -148,6 +158,8 @@ class SupplierApiClient:
         self._path_prefix = httpx.URL(settings.base_url.rstrip("/")).path.rstrip("/")
         self._random = random.Random()
         self._random_lock = threading.Lock()
+        self._pace_lock = threading.Lock()
+        self._next_slot = 0.0
 
     # --- the exactly-once send ---------------------------------------------------------------
 
@@ -217,6 +229,34 @@ class SupplierApiClient:
         response = self._with_retries("POST", f"/orders/{order_id}/cancel", deadline=deadline)
         return dict(response.json())
 
+    # --- fulfillment ------------------------------------------------------------------------
+
+    def order_statuses(self, order_ids: list[str]) -> list[dict[str, Any]]:
+        """The status of each order (lines, shipments with tracking), asking for at most
+        ``max_pos_per_status_call`` a request; orders the supplier does not know are left
+        out."""
+        found: list[dict[str, Any]] = []
+        size = self._settings.max_pos_per_status_call
+        for start in range(0, len(order_ids), size):
+            response = self._with_retries(
+                "POST",
+                "/orders/status",
+                json={"order_ids": order_ids[start : start + size]},
+                deadline=None,
+            )
+            found.extend(response.json().get("orders", []))
+        return found
+
+    def can_cancel(self, order_id: str) -> tuple[bool, str | None]:
+        """Whether the supplier still allows the order to be cancelled, and if not, why."""
+        body = self._with_retries("GET", f"/orders/{order_id}", deadline=None).json()
+        if body.get("status") == "cancelled":
+            return True, None
+        allowed = bool(body.get("cancellable", True))
+        return allowed, None if allowed else str(
+            body.get("not_cancellable_reason") or f"the order is {body.get('status')}"
+        )
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _with_retries(
@@ -244,12 +284,26 @@ class SupplierApiClient:
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self._keep_pace()
         headers = signed_headers(
             self._settings.client_id,
             self._settings.client_secret.get_secret_value(),
             self._path_prefix + path,
         )
         return self._http.request(method, path, headers=headers, **kwargs)
+
+    def _keep_pace(self) -> None:
+        """Wait for this request's slot under ``requests_per_second`` (slots are handed out in
+        turn, so threads sharing the client keep to the limit together)."""
+        rate = self._settings.requests_per_second
+        if not rate:
+            return
+        with self._pace_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / rate
+        if slot > now:
+            time.sleep(slot - now)
 
     def _check_deadline(self, deadline: float | None) -> None:
         # httpx's timeout bounds each phase (connect, write, read), not the whole request.

@@ -25,7 +25,7 @@ from blocks.sftp import SftpServer, check_remote_name
 from models.db import session_scope
 from models.relationships import Retailer, RetailerConnector
 from supplyline.settings import get_settings
-from tasks.connectors import get_connector
+from tasks.connectors import get_connector, retailer_block_name
 from tasks.error_files import ERROR_SUFFIX, SUMMARY_SUFFIX, original_stem
 from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.order_files import read_order_file, take_in_order_file
@@ -33,10 +33,6 @@ from tasks.reports import order_files_report
 from tasks.sftp import MARKER_SUFFIXES, TEMPORARY_SUFFIXES, stamped
 
 ORDER_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".xlsx", ".gz", ".zip")
-
-
-def retailer_block_name(connector: str) -> str:
-    return f"retailer-{connector}"
 
 
 @task(name="take-in-order-file", task_run_name="order-file-{name}", cache_policy=NO_CACHE)

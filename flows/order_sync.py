@@ -21,7 +21,7 @@ from models.db import session_scope
 from models.orders import PurchaseOrder
 from models.relationships import Retailer
 from supplyline.settings import get_settings
-from tasks.events import emit_po_event
+from tasks.events import emit_po_event, emit_submitted_batch
 from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.po_cancel import CancelOutcome, cancel_at_supplier, due_for_cancel
 from tasks.po_connectors import ConnectorMissing, connector_settings, open_connector
@@ -207,7 +207,13 @@ def cancel_po_batch(supplier_code: str, po_ids: list[int]) -> CancelOutcome:
         supplier = session.exec(select(Supplier).where(Supplier.code == supplier_code)).one()
         settings = connector_settings(session, supplier)
     with open_connector(settings) as connector:
-        outcome = cancel_at_supplier(_writing_session, po_ids, connector.cancel, actor=ACTOR)
+        outcome = cancel_at_supplier(
+            _writing_session,
+            po_ids,
+            connector.cancel,
+            actor=ACTOR,
+            cancellable=connector.cancellable,
+        )
     get_run_logger().info(
         "%s: %d cancelled, %d refused, %d waiting",
         supplier_code,
@@ -252,9 +258,10 @@ def _note_error(session: Any, po_ids: list[int], message: str) -> None:
 
 
 def _emit_events(supplier_code: str, outcome: SendOutcome) -> None:
-    """Events for automations: one per PO submitted, rejected or failed."""
+    """Events for automations: one per PO rejected or failed, one per batch submitted."""
+    if outcome.submitted:
+        emit_submitted_batch(supplier_code, outcome.submitted)
     for event, items in (
-        ("supplyline.po.submitted", [(n, None) for n in outcome.submitted]),
         ("supplyline.po.rejected", outcome.rejected),
         ("supplyline.po.failed", outcome.failed),
     ):

@@ -14,7 +14,7 @@ number before it is sent again.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -146,6 +146,19 @@ class OrderLine(SQLModel, table=True):
         default=None, sa_type=MoneyAmount, description="The supplier's cost, from its catalog."
     )
     po_id: int | None = Field(default=None, sa_type=sa.BigInteger, foreign_key="purchase_order.id")
+    # Fulfillment, as the supplier reports it (tasks.fulfillment); quantities only grow.
+    accepted_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    backordered_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    backorder_date: date | None = None
+    rejected_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    rejection_reason: str | None = Field(default=None, sa_type=sa.Text)
+    cancelled_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cancellation_reason: str | None = Field(default=None, sa_type=sa.Text)
+    shipped_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    delivered_quantity: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    acknowledged_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
 
 
 class PurchaseOrder(SQLModel, table=True):
@@ -214,3 +227,80 @@ class PoEvent(SQLModel, table=True):
     actor: str = Field(sa_type=sa.String(255))
     at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     pushed_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class Shipment(SQLModel, table=True):
+    """A parcel (or pallet) the supplier sent for a PO, with its tracking."""
+
+    __tablename__ = "shipment"
+    __table_args__ = (
+        sa.UniqueConstraint("po_id", "supplier_shipment_id", name="uq_shipment_supplier_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
+    po_id: int = Field(sa_type=sa.BigInteger, foreign_key="purchase_order.id")
+    supplier_shipment_id: str = Field(sa_type=sa.String(128))
+    carrier: str = Field(sa_type=sa.String(64))
+    service: str | None = Field(default=None, sa_type=sa.String(128))
+    tracking_number: str = Field(sa_type=sa.String(128))
+    tracking_url: str | None = Field(default=None, sa_type=sa.Text)
+    shipped_at: datetime = Field(sa_column=timestamp_column())
+    delivered_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class ShipmentLine(SQLModel, table=True):
+    """How many of one order line a shipment holds."""
+
+    __tablename__ = "shipment_line"
+    __table_args__ = (
+        sa.UniqueConstraint("shipment_id", "order_line_id", name="uq_shipment_line"),
+        sa.CheckConstraint("quantity > 0", name="ck_shipment_line_quantity"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
+    shipment_id: int = Field(sa_type=sa.BigInteger, foreign_key="shipment.id")
+    order_line_id: int = Field(sa_type=sa.BigInteger, foreign_key="order_line.id")
+    line_no: int
+    quantity: int
+
+
+SUPPLIER_UPDATE_KINDS = ("acknowledgement", "shipment", "cancellation", "delivery")
+SUPPLIER_UPDATE_OUTCOMES = ("applied", "duplicate", "stale", "conflict")
+
+
+class SupplierUpdate(SQLModel, table=True):
+    """Every update a supplier sent (API or file), kept with what became of it.
+
+    ``applied`` changed something; ``duplicate`` said again what was known; ``stale`` came out
+    of order and would have moved something backwards; ``conflict`` contradicts what is known
+    (a shipment id with another tracking number, more shipped than ordered) and was not
+    applied: ``detail`` says why.
+    """
+
+    __tablename__ = "supplier_update"
+    __table_args__ = (
+        sa.CheckConstraint(
+            in_values("kind", SUPPLIER_UPDATE_KINDS), name="ck_supplier_update_kind"
+        ),
+        sa.CheckConstraint(
+            in_values("outcome", SUPPLIER_UPDATE_OUTCOMES), name="ck_supplier_update_outcome"
+        ),
+        sa.Index("ix_supplier_update_dedupe", "supplier_id", "dedupe_key"),
+        sa.Index("ix_supplier_update_po", "po_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
+    supplier_id: int = Field(sa_type=sa.BigInteger, foreign_key="supplier.id")
+    po_id: int | None = Field(default=None, sa_type=sa.BigInteger, foreign_key="purchase_order.id")
+    po_number: str = Field(sa_type=sa.String(128), description="As the supplier sent it.")
+    source: str = Field(
+        sa_type=sa.String(512), description="'api', or 'sftp:<file name>' for a file."
+    )
+    kind: str = Field(sa_type=sa.String(32))
+    dedupe_key: str = Field(sa_type=sa.String(64), description="sha256 of what it says.")
+    payload: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    outcome: str = Field(sa_type=sa.String(16))
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -11,9 +11,22 @@ seeded random generator per request:
   without an answer, as a crash or a lost packet would;
 - ``latency_seconds``: wait before answering.
 
+- ``rate_limit_per_second``: answer 429 to requests beyond this many in any second, as an API
+  with a rate limit does (``stats.throttled`` counts them).
+
+Orders have lines, each acknowledged (accepted, backordered with a date, rejected with a
+reason), shipped in any number of shipments with tracking, cancelled by the supplier, delivered.
+``POST /orders/status`` answers for up to ``max_status_batch`` orders at once (more is a 422);
+``stats.status_calls`` and ``stats.status_batch_sizes`` count what it was asked. A cancel is
+refused once anything has shipped.
+
 ``supplyline sandbox supplier`` runs it on its own; the tests and the demo start it in-process.
 The endpoints under ``/_sandbox`` (unsigned, for tests and demos) show what it holds and move
-orders along (acknowledge, ship, deliver).
+orders along: ``POST /_sandbox/orders/{id}/acknowledge`` (``{"backordered": {"2":
+"2026-12-24"}, "rejected": {"3": "discontinued"}}``), ``/ship`` (``{"lines": {"1": 2}}``, or
+all that is open), ``/deliver`` (``{"shipment_id": ...}``, or all), ``/cancel`` (``{"lines":
+{"1": 1}, "reason": ...}``, or the whole order). The same are methods of
+:class:`SupplierSandbox`.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,10 +62,48 @@ CREATE TABLE IF NOT EXISTS sandbox_order (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_sandbox_order_po ON sandbox_order (po_number);
+CREATE TABLE IF NOT EXISTS sandbox_line (
+    order_row INTEGER NOT NULL,
+    line_no INTEGER NOT NULL,
+    sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    backordered INTEGER NOT NULL DEFAULT 0,
+    backorder_date TEXT,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    reject_reason TEXT,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    cancel_reason TEXT,
+    shipped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (order_row, line_no)
+);
+CREATE TABLE IF NOT EXISTS sandbox_shipment (
+    id INTEGER PRIMARY KEY,
+    order_row INTEGER NOT NULL,
+    carrier TEXT NOT NULL,
+    service TEXT,
+    tracking_number TEXT NOT NULL,
+    tracking_url TEXT,
+    shipped_at TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE TABLE IF NOT EXISTS sandbox_shipment_line (
+    shipment_id INTEGER NOT NULL,
+    line_no INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    PRIMARY KEY (shipment_id, line_no)
+);
 """
-# The order a sandbox order moves along; a cancel is allowed before shipping starts.
-STATUSES = ("received", "acknowledged", "shipped", "delivered", "cancelled")
-CANCELLABLE = ("received", "acknowledged")
+# The order a sandbox order moves along (its status follows its lines).
+STATUSES = (
+    "received",
+    "acknowledged",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+)
+DEFAULT_MAX_STATUS_BATCH = 100
 
 
 @dataclass
@@ -61,6 +113,7 @@ class Faults:
     retry_after_seconds: int = 1
     drop_after_commit_share: float = 0.0
     latency_seconds: float = 0.0
+    rate_limit_per_second: float | None = None
     seed: int | None = None
 
 
@@ -75,6 +128,8 @@ class SandboxStats:
     dropped_after_commit: int = 0
     unauthorized: int = 0
     rejected: int = 0
+    status_calls: int = 0
+    status_batch_sizes: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +142,7 @@ class SupplierSandbox:
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     faults: Faults = field(default_factory=Faults)
     refused_skus: set[str] = field(default_factory=set)
+    max_status_batch: int = DEFAULT_MAX_STATUS_BATCH
     stats: SandboxStats = field(default_factory=SandboxStats)
 
     def __post_init__(self) -> None:
@@ -99,6 +155,7 @@ class SupplierSandbox:
         self._lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self._nonces: dict[str, float] = {}
+        self._recent: list[float] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -156,16 +213,263 @@ class SupplierSandbox:
             for row in rows
         ]
 
-    def advance(self, order_id: str, status: str) -> dict[str, Any]:
-        """Move an order along, as the supplier's warehouse would."""
-        if status not in STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    def order_status(self, order_id: str) -> dict[str, Any] | None:
+        """The order as ``GET /orders/{id}`` answers: lines, shipments, whether it may be
+        cancelled."""
         with self._lock:
-            self._db.execute(
-                "UPDATE sandbox_order SET status = ?, updated_at = ? WHERE id = ?",
-                (status, time.time(), _row_id(order_id)),
+            return self._status(_row_id(order_id))
+
+    # --- moving orders along, as the supplier's warehouse would ------------------------------
+
+    def acknowledge(
+        self,
+        order_id: str,
+        *,
+        backordered: dict[int, str] | None = None,
+        rejected: dict[int, str] | None = None,
+    ) -> dict[str, Any]:
+        """Acknowledge every open line: accepted, or backordered until a date, or rejected for
+        a reason (by line number)."""
+        backordered, rejected = backordered or {}, rejected or {}
+        row_id = _row_id(order_id)
+        with self._lock:
+            for line_no, quantity, cancelled, shipped in self._lines(row_id):
+                open_quantity = quantity - cancelled
+                values = (0, 0, None, 0, None)
+                if line_no in rejected:
+                    values = (0, 0, None, open_quantity - shipped, rejected[line_no])
+                elif line_no in backordered:
+                    values = (shipped, open_quantity - shipped, backordered[line_no], 0, None)
+                else:
+                    values = (open_quantity, 0, None, 0, None)
+                self._db.execute(
+                    "UPDATE sandbox_line SET accepted = ?, backordered = ?, backorder_date = ?,"
+                    " rejected = ?, reject_reason = ? WHERE order_row = ? AND line_no = ?",
+                    (*values, row_id, line_no),
+                )
+            return self._settle(row_id)
+
+    def ship(
+        self,
+        order_id: str,
+        lines: dict[int, int] | None = None,
+        *,
+        carrier: str = "UPS",
+        service: str | None = "Ground",
+        tracking_number: str | None = None,
+        tracking_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Ship ``lines`` (line number → quantity), or everything still open; returns the
+        shipment. Backordered units ship too (they became available)."""
+        row_id = _row_id(order_id)
+        with self._lock:
+            open_by_line = {
+                line_no: quantity - cancelled - rejected - shipped
+                for line_no, quantity, cancelled, rejected, shipped in self._db.execute(
+                    "SELECT line_no, quantity, cancelled, rejected, shipped FROM sandbox_line"
+                    " WHERE order_row = ?",
+                    (row_id,),
+                )
+            }
+            wanted = lines if lines is not None else open_by_line
+            wanted = {n: q for n, q in wanted.items() if q > 0}
+            for line_no, quantity in wanted.items():
+                if quantity > open_by_line.get(line_no, 0):
+                    raise ValueError(
+                        f"line {line_no} has {open_by_line.get(line_no, 0)} open, not {quantity}"
+                    )
+            if not wanted:
+                raise ValueError(f"order {order_id} has nothing open to ship")
+            cursor = self._db.execute(
+                "INSERT INTO sandbox_shipment (order_row, carrier, service, tracking_number,"
+                " tracking_url, shipped_at) VALUES (?, ?, ?, '', ?, ?)",
+                (row_id, carrier, service, tracking_url, _now_iso()),
             )
-        return self._order(order_id) or {}
+            shipment_row = cursor.lastrowid or 0
+            tracking = tracking_number or f"1Z{shipment_row:016d}"
+            self._db.execute(
+                "UPDATE sandbox_shipment SET tracking_number = ?, tracking_url = ? WHERE id = ?",
+                (
+                    tracking,
+                    tracking_url or f"https://track.example/{carrier.lower()}/{tracking}",
+                    shipment_row,
+                ),
+            )
+            for line_no, quantity in wanted.items():
+                self._db.execute(
+                    "INSERT INTO sandbox_shipment_line (shipment_id, line_no, quantity)"
+                    " VALUES (?, ?, ?)",
+                    (shipment_row, line_no, quantity),
+                )
+                accepted, backordered, shipped = self._db.execute(
+                    "SELECT accepted, backordered, shipped FROM sandbox_line"
+                    " WHERE order_row = ? AND line_no = ?",
+                    (row_id, line_no),
+                ).fetchone()
+                shipped += quantity
+                # Backordered units that ship became available: they are accepted now.
+                filled = max(0, shipped - accepted)
+                self._db.execute(
+                    "UPDATE sandbox_line SET shipped = ?, accepted = ?, backordered = ?"
+                    " WHERE order_row = ? AND line_no = ?",
+                    (shipped, accepted + filled, max(0, backordered - filled), row_id, line_no),
+                )
+            self._settle(row_id)
+            status = self._status(row_id) or {}
+        wanted_id = _shipment_id(shipment_row)
+        return next(s for s in status["shipments"] if s["shipment_id"] == wanted_id)
+
+    def deliver(self, order_id: str, shipment_id: str | None = None) -> dict[str, Any]:
+        """Mark one shipment delivered, or all of the order's."""
+        row_id = _row_id(order_id)
+        with self._lock:
+            query = "UPDATE sandbox_shipment SET delivered_at = ? WHERE order_row = ?"
+            values: tuple[Any, ...] = (_now_iso(), row_id)
+            if shipment_id is not None:
+                query += " AND id = ?"
+                values += (_row_id(shipment_id),)
+            self._db.execute(query + " AND delivered_at IS NULL", values)
+            return self._settle(row_id)
+
+    def cancel_lines(
+        self, order_id: str, lines: dict[int, int] | None = None, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """The supplier cancels ``lines`` (line number → quantity more), or all that is open."""
+        row_id = _row_id(order_id)
+        with self._lock:
+            for line_no, quantity, cancelled, shipped in self._lines(row_id):
+                rejected = self._db.execute(
+                    "SELECT rejected FROM sandbox_line WHERE order_row = ? AND line_no = ?",
+                    (row_id, line_no),
+                ).fetchone()[0]
+                open_quantity = quantity - cancelled - rejected - shipped
+                more = open_quantity if lines is None else min(lines.get(line_no, 0), open_quantity)
+                if more > 0:
+                    self._db.execute(
+                        "UPDATE sandbox_line SET cancelled = cancelled + ?, cancel_reason = ?"
+                        " WHERE order_row = ? AND line_no = ?",
+                        (more, reason, row_id, line_no),
+                    )
+            return self._settle(row_id)
+
+    def advance(self, order_id: str, status: str) -> dict[str, Any]:
+        """Move an order straight to ``status`` (acknowledged, shipped, delivered, cancelled)."""
+        if status == "acknowledged":
+            return self.acknowledge(order_id)
+        if status == "shipped":
+            self.ship(order_id)
+            return self.order_status(order_id) or {}
+        if status == "delivered":
+            return self.deliver(order_id)
+        if status == "cancelled":
+            return self.cancel_lines(order_id, reason="cancelled by the supplier")
+        raise ValueError(
+            f"status {status!r}: an order moves to acknowledged, shipped, delivered or cancelled"
+        )
+
+    def _lines(self, row_id: int) -> list[tuple[int, int, int, int]]:
+        rows = self._db.execute(
+            "SELECT line_no, quantity, cancelled, shipped FROM sandbox_line WHERE order_row = ?"
+            " ORDER BY line_no",
+            (row_id,),
+        ).fetchall()
+        if not rows:
+            raise ValueError(f"no order {_order_id(row_id)}")
+        return rows
+
+    def _settle(self, row_id: int) -> dict[str, Any]:
+        """The order's status from its lines and shipments (the caller holds the lock)."""
+        status = self._status(row_id)
+        if status is None:
+            raise ValueError(f"no order {_order_id(row_id)}")
+        lines = status["lines"]
+        live = [line["quantity"] - line["cancelled"] - line["rejected"] for line in lines]
+        shipments = status["shipments"]
+        if all(n == 0 for n in live):
+            new = "cancelled"
+        elif all(line["shipped"] >= n for line, n in zip(lines, live, strict=True)):
+            delivered = all(s["delivered_at"] for s in shipments)
+            new = "delivered" if delivered else "shipped"
+        elif any(line["shipped"] for line in lines):
+            new = "partially_shipped"
+        elif any(line["accepted"] or line["backordered"] or line["rejected"] for line in lines):
+            new = "acknowledged"
+        else:
+            new = "received"
+        self._db.execute(
+            "UPDATE sandbox_order SET status = ?, updated_at = ? WHERE id = ?",
+            (new, time.time(), row_id),
+        )
+        return self._status(row_id) or {}
+
+    def _status(self, row_id: int) -> dict[str, Any] | None:
+        """An order's full status (the caller holds the lock)."""
+        row = self._db.execute(
+            "SELECT id, po_number, status FROM sandbox_order WHERE id = ?", (row_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        lines = [
+            {
+                "line_no": r[0],
+                "sku": r[1],
+                "quantity": r[2],
+                "accepted": r[3],
+                "backordered": r[4],
+                "backorder_date": r[5],
+                "rejected": r[6],
+                "reject_reason": r[7],
+                "cancelled": r[8],
+                "cancel_reason": r[9],
+                "shipped": r[10],
+            }
+            for r in self._db.execute(
+                "SELECT line_no, sku, quantity, accepted, backordered, backorder_date, rejected,"
+                " reject_reason, cancelled, cancel_reason, shipped FROM sandbox_line"
+                " WHERE order_row = ? ORDER BY line_no",
+                (row_id,),
+            )
+        ]
+        skus = {line["line_no"]: line["sku"] for line in lines}
+        shipments = []
+        for s in self._db.execute(
+            "SELECT id, carrier, service, tracking_number, tracking_url, shipped_at, delivered_at"
+            " FROM sandbox_shipment WHERE order_row = ? ORDER BY id",
+            (row_id,),
+        ).fetchall():
+            shipments.append(
+                {
+                    "shipment_id": _shipment_id(s[0]),
+                    "carrier": s[1],
+                    "service": s[2],
+                    "tracking_number": s[3],
+                    "tracking_url": s[4],
+                    "shipped_at": s[5],
+                    "delivered_at": s[6],
+                    "lines": [
+                        {"line_no": n, "sku": skus.get(n), "quantity": q}
+                        for n, q in self._db.execute(
+                            "SELECT line_no, quantity FROM sandbox_shipment_line"
+                            " WHERE shipment_id = ? ORDER BY line_no",
+                            (s[0],),
+                        )
+                    ],
+                }
+            )
+        shipped = any(line["shipped"] for line in lines)
+        return {
+            "order_id": _order_id(row[0]),
+            "po_number": row[1],
+            "status": row[2],
+            "cancellable": row[2] != "cancelled" and not shipped,
+            "not_cancellable_reason": (
+                f"order {_order_id(row[0])} is {row[2]}: it can no longer be cancelled"
+                if shipped
+                else None
+            ),
+            "lines": lines,
+            "shipments": shipments,
+        }
 
     # --- the API -----------------------------------------------------------------------------
 
@@ -174,11 +478,25 @@ class SupplierSandbox:
             faults = self.faults
             draw = self._random.random()
             drop = creating and self._random.random() < faults.drop_after_commit_share
+            if self._over_rate_limit(faults.rate_limit_per_second):
+                return "throttle"
         if draw < faults.error_share:
             return "error"
         if draw < faults.error_share + faults.throttle_share:
             return "throttle"
         return "drop" if drop else None
+
+    def _over_rate_limit(self, per_second: float | None) -> bool:
+        """Whether this request is beyond the limit in the last second (the caller holds the
+        lock); requests refused do not count against the limit."""
+        if not per_second:
+            return False
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < 1.0]
+        if len(self._recent) >= per_second:
+            return True
+        self._recent.append(now)
+        return False
 
     def _authorized(self, headers: Any, path: str) -> bool:
         client_id = headers.get("X-Client-Id", "")
@@ -220,6 +538,13 @@ class SupplierSandbox:
                 (body["po_number"], body.get("idempotency_key"), json.dumps(body), now, now),
             )
             row_id = cursor.lastrowid
+            self._db.executemany(
+                "INSERT INTO sandbox_line (order_row, line_no, sku, quantity) VALUES (?, ?, ?, ?)",
+                [
+                    (row_id, line.get("line_no") or number, line["sku"], line["quantity"])
+                    for number, line in enumerate(body["lines"], start=1)
+                ],
+            )
         return 201, {
             "order_id": _order_id(row_id),
             "po_number": body["po_number"],
@@ -240,31 +565,45 @@ class SupplierSandbox:
 
     def _order(self, order_id: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, po_number, status FROM sandbox_order WHERE id = ?", (_row_id(order_id),)
-            ).fetchone()
-        if row is None:
-            return None
-        return {"order_id": _order_id(row[0]), "po_number": row[1], "status": row[2]}
+            return self._status(_row_id(order_id))
+
+    def _statuses(self, body: Any) -> tuple[int, dict[str, Any]]:
+        ids = body.get("order_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return 400, {"code": "bad_request", "message": "order_ids must be a list of ids"}
+        with self._lock:
+            self.stats.status_calls += 1
+            self.stats.status_batch_sizes.append(len(ids))
+        if len(ids) > self.max_status_batch:
+            return 422, {
+                "code": "too_many",
+                "message": f"at most {self.max_status_batch} orders a call, not {len(ids)}",
+            }
+        found, missing = [], []
+        with self._lock:
+            for order_id in ids:
+                status = self._status(_row_id(order_id))
+                (found if status else missing).append(status or order_id)
+        return 200, {"orders": found, "not_found": missing}
 
     def _cancel(self, order_id: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            row = self._db.execute(
-                "SELECT status FROM sandbox_order WHERE id = ?", (_row_id(order_id),)
-            ).fetchone()
-            if row is None:
+            status = self._status(_row_id(order_id))
+            if status is None:
                 return 404, {"code": "not_found", "message": f"no order {order_id}"}
-            if row[0] == "cancelled":
+            if status["status"] == "cancelled":
                 return 200, {"order_id": order_id, "status": "cancelled"}
-            if row[0] not in CANCELLABLE:
+            if not status["cancellable"]:
                 return 409, {
                     "code": "not_cancellable",
-                    "message": f"order {order_id} is {row[0]}: it can no longer be cancelled",
+                    "message": status["not_cancellable_reason"],
                 }
             self._db.execute(
-                "UPDATE sandbox_order SET status = 'cancelled', updated_at = ? WHERE id = ?",
-                (time.time(), _row_id(order_id)),
+                "UPDATE sandbox_line SET cancelled = quantity - rejected,"
+                " cancel_reason = 'cancelled on request' WHERE order_row = ?",
+                (_row_id(order_id),),
             )
+            self._settle(_row_id(order_id))
         return 200, {"order_id": order_id, "status": "cancelled"}
 
 
@@ -274,9 +613,17 @@ def _order_id(row_id: int | None) -> str:
 
 def _row_id(order_id: str) -> int:
     try:
-        return int(order_id.removeprefix("SO-"))
+        return int(order_id.removeprefix("SO-").removeprefix("SH-"))
     except ValueError:
         return -1
+
+
+def _shipment_id(row_id: int) -> str:
+    return f"SH-{row_id:07d}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _order_problems(body: Any, refused_skus: set[str]) -> list[str]:
@@ -302,6 +649,34 @@ def _order_problems(body: Any, refused_skus: set[str]) -> list[str]:
         if not isinstance(quantity, int) or quantity < 1:
             problems.append(f"line {index}: quantity must be a whole number of at least 1")
     return problems
+
+
+def _admin_action(
+    sandbox: SupplierSandbox, order_id: str, action: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """``POST /_sandbox/orders/{id}[/action]``: move an order along (see the module doc)."""
+
+    def by_line(name: str) -> dict[int, Any] | None:
+        value = body.get(name)
+        return None if value is None else {int(n): v for n, v in dict(value).items()}
+
+    if action == "":
+        return sandbox.advance(order_id, str(body.get("status", "")))
+    if action == "acknowledge":
+        return sandbox.acknowledge(
+            order_id, backordered=by_line("backordered"), rejected=by_line("rejected")
+        )
+    if action == "ship":
+        return sandbox.ship(
+            order_id,
+            by_line("lines"),
+            **{k: body[k] for k in ("carrier", "service", "tracking_number") if k in body},
+        )
+    if action == "deliver":
+        return sandbox.deliver(order_id, body.get("shipment_id"))
+    if action == "cancel":
+        return sandbox.cancel_lines(order_id, by_line("lines"), reason=body.get("reason"))
+    raise ValueError(f"no action {action!r}: acknowledge, ship, deliver or cancel")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -373,6 +748,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             self._send(status, answer)
+        elif method == "POST" and route == "/orders/status":
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                self._send(400, {"code": "bad_json", "message": "the body is not JSON"})
+                return
+            self._send(*sandbox._statuses(body))
         elif method == "GET" and route == "/orders":
             self._send(200, sandbox._find(query.get("po_number", [""])[0]))
         elif method == "GET" and route.startswith("/orders/"):
@@ -394,12 +776,12 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.set_faults(Faults(**json.loads(raw or b"{}")))
             self._send(200, asdict(sandbox.faults))
         elif method == "POST" and path.startswith("/_sandbox/orders/"):
-            order_id = path.removeprefix("/_sandbox/orders/")
-            status = json.loads(raw or b"{}").get("status", "")
+            order_id, _, action = path.removeprefix("/_sandbox/orders/").partition("/")
+            body = json.loads(raw or b"{}")
             try:
-                self._send(200, sandbox.advance(order_id, status))
+                self._send(200, _admin_action(sandbox, order_id, action, body))
             except ValueError as exc:
-                self._send(422, {"code": "bad_status", "message": str(exc)})
+                self._send(422, {"code": "bad_request", "message": str(exc)})
         else:
             self._send(404, {"code": "not_found", "message": f"no endpoint {method} {path}"})
 

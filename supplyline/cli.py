@@ -19,8 +19,10 @@ from rich.table import Table
 
 from data_contracts.contract import ContractError, available_contracts, load_contract
 from models.db import current_revision, engine_for, ensure_schema, session_scope
-from supplyline.cli_orders import register_order_commands
-from supplyline.cli_relationships import register_relationship_commands
+from supplyline.cli_fulfillment import fulfillment_app, register_fulfillment_commands
+from supplyline.cli_orders import register_order_commands, sandbox_app
+from supplyline.cli_relationships import connector_app, register_relationship_commands
+from supplyline.cli_retailer_push import register_push_commands
 from supplyline.cli_status import register_status_command
 from supplyline.settings import get_settings
 from tasks.history import history, history_entry
@@ -742,15 +744,21 @@ def demo() -> None:
     catalog_ok = len(entries) == len(DEMO_FILES) and not any(
         e["status"] in ("failed", "rejected") for e in entries
     )
+    from sandbox.retailer_webhook import RetailerWebhookSandbox
     from supplyline.cli_orders import demo_orders
+    from supplyline.cli_retailer_push import demo_notifications
 
-    orders_ok = demo_orders(DEMO_SUPPLIER)
-    if not (catalog_ok and orders_ok):
+    with RetailerWebhookSandbox() as receiver:
+        orders_ok = demo_orders(DEMO_SUPPLIER, receiver)
+        notified_ok = demo_notifications("shopco", receiver)
+    if not (catalog_ok and orders_ok and notified_ok):
         raise typer.Exit(2)
 
 
 register_relationship_commands(app, supplier_app)
 register_order_commands(app, supplier_app)
+register_fulfillment_commands(app)
+register_push_commands(fulfillment_app, connector_app, sandbox_app)
 register_status_command(app)
 
 if __name__ == "__main__":

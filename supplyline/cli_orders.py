@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
@@ -28,6 +28,9 @@ from models.relationships import Retailer
 from supplyline.errors import RelationshipError
 from tasks.audit import default_actor
 from tasks.po_states import InvalidTransition
+
+if TYPE_CHECKING:
+    from sandbox.retailer_webhook import RetailerWebhookSandbox
 
 EXIT_REFUSED = 3
 
@@ -254,8 +257,7 @@ def connector_sftp(
 ) -> None:
     """Save the SFTP server of an sftp connector's folders as the block retailer-CODE."""
     from blocks.sftp import SftpServer
-    from flows.order_files import retailer_block_name
-    from tasks.connectors import get_connector
+    from tasks.connectors import get_connector, retailer_block_name
 
     with _refusals():
         if (password_env is None) == (key_file is None):
@@ -374,6 +376,7 @@ def orders_show(
             history.setdefault(number, []).append(
                 {
                     "at": event.at.isoformat(),
+                    "kind": event.kind,
                     "from": event.from_state,
                     "to": event.to_state,
                     "reason": event.reason,
@@ -395,7 +398,7 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
     )
     if shown["reason"]:
         console.print(f"  {shown['reason']}", markup=False, soft_wrap=True)
-    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO")
+    lines = Table("line", "sku", "qty", "status", "supplier", "supplier sku", "PO", "supplier says")
     for line in shown["lines"]:
         lines.add_row(
             str(line["line_no"]),
@@ -405,6 +408,7 @@ def _show_order(shown: dict[str, Any], as_json: bool) -> None:
             line["supplier"] or "",
             line["supplier_sku"] or "",
             line["po_number"] or "",
+            _fulfillment_text(line["fulfillment"]),
         )
     console.print(lines)
     for po in shown["purchase_orders"]:
@@ -422,13 +426,40 @@ def _show_po(po: dict[str, Any], as_json: bool) -> None:
     )
     if po["reason"]:
         console.print(f"  {po['reason']}", markup=False, soft_wrap=True)
-    for event in po.get("history", []):
+    for shipment in po.get("shipments", []):
         console.print(
-            f"  {event['at']}  {event['from'] or '-'} -> {event['to']}  "
+            f"  shipment {shipment['shipment_id']}: {shipment['carrier']} "
+            f"{shipment['service'] or ''} {shipment['tracking_number']} "
+            f"{shipment['tracking_url'] or ''} shipped {shipment['shipped_at']}"
+            + (f", delivered {shipment['delivered_at']}" if shipment["delivered_at"] else "")
+            + ": "
+            + ", ".join(f"{x['quantity']} x {x['sku']}" for x in shipment["lines"]),
+            markup=False,
+            soft_wrap=True,
+        )
+    for event in po.get("history", []):
+        kind = "" if event.get("kind", "state") == "state" else f"[{event['kind']}] "
+        console.print(
+            f"  {event['at']}  {kind}{event['from'] or '-'} -> {event['to']}  "
             f"{event['reason'] or ''} ({event['actor']})",
             markup=False,
             soft_wrap=True,
         )
+
+
+def _fulfillment_text(fulfillment: dict[str, Any]) -> str:
+    """A line's fulfillment in a few words, e.g. ``3 accepted, 2 shipped``."""
+    parts = [
+        f"{fulfillment[name]} {name}"
+        + (
+            f" ({fulfillment['backorder_date']})"
+            if name == "backordered" and fulfillment["backorder_date"]
+            else ""
+        )
+        for name in ("accepted", "backordered", "rejected", "cancelled", "shipped", "delivered")
+        if fulfillment[name]
+    ]
+    return ", ".join(parts)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -469,6 +500,15 @@ def supplier_orders(
     ] = False,
     file_format: Annotated[str, typer.Option("--format", help="sftp: json or csv.")] = "json",
     folder: Annotated[str, typer.Option(help="sftp: the folder POs go to.")] = "/orders",
+    outbound: Annotated[
+        str, typer.Option(help="sftp: the folder the supplier's fulfillment files come from.")
+    ] = "/outbound",
+    max_pos_per_call: Annotated[
+        int, typer.Option(min=1, max=1000, help="API: POs per status request, the API's limit.")
+    ] = 100,
+    requests_per_second: Annotated[
+        float | None, typer.Option(min=0.01, help="API: its rate limit (requests a second).")
+    ] = None,
     actor: ActorOption = None,
 ) -> None:
     """How this supplier receives POs: its REST order API (saves the Prefect block
@@ -488,6 +528,7 @@ def supplier_orders(
                 "block": f"supplier-{supplier_code}",
                 "format": file_format,
                 "folder": folder,
+                "outbound": outbound,
             }
             set_supplier_ordering(
                 session,
@@ -498,7 +539,8 @@ def supplier_orders(
             )
             console.print(
                 f"POs to {supplier_code} go as {file_format.upper()} files to {folder} on its SFTP "
-                f"server (block supplier-{supplier_code})"
+                f"server (block supplier-{supplier_code}); its fulfillment files come from "
+                f"{outbound}"
             )
             return
         if not (api_url and client_id and secret_env):
@@ -514,6 +556,8 @@ def supplier_orders(
             client_secret=secret,
             max_concurrent_requests=max_concurrent,
             timeout_seconds=timeout,
+            max_pos_per_status_call=max_pos_per_call,
+            requests_per_second=requests_per_second,
         )
         name = api_block_name(supplier_code)
         block.save(name, overwrite=True)
@@ -591,9 +635,11 @@ def sandbox_supplier(
 # --- the demo's order part ---------------------------------------------------------------------
 
 
-def demo_orders(supplier_code: str) -> bool:
+def demo_orders(supplier_code: str, receiver: RetailerWebhookSandbox) -> bool:
     """Retailer ShopCo orders from the supplier through the intake API; order sync sends the
-    POs to the supplier sandbox. Returns whether everything went as it should."""
+    POs to the supplier sandbox, which acknowledges, ships and delivers; fulfillment sync brings
+    each change back and pushes it to ShopCo's webhook ``receiver``. Returns whether everything
+    went as it should."""
     import tempfile
 
     import httpx
@@ -602,6 +648,7 @@ def demo_orders(supplier_code: str) -> bool:
     from blocks.supplier_api import SupplierApi
     from flows.order_sync import order_sync
     from sandbox.supplier_api import SupplierSandbox
+    from supplyline.cli_retailer_push import demo_webhook
     from supplyline.settings import get_settings
     from tasks.connections import (
         request_connection,
@@ -640,8 +687,10 @@ def demo_orders(supplier_code: str) -> bool:
     console.print(
         "ShopCo is connected to ACME (instant ordering): auto sync on, auto purchase by ACH with "
         "500.00 of funds; its SKU SHOP-HAMMER maps to ACME's ACM-1001, its 'standard' shipping "
-        f"to UPS_GND. Its native API connector is {added.connector.code}.\n"
+        f"to UPS_GND. Its native API connector is {added.connector.code}."
     )
+    demo_webhook(added.connector.code, receiver)
+    console.print()
     sandbox_db = Path(tempfile.mkdtemp(prefix="acme-orders-", dir=get_settings().home_dir))
     with (
         SupplierSandbox(database=sandbox_db / "supplier.db") as sandbox,
@@ -711,8 +760,51 @@ def demo_orders(supplier_code: str) -> bool:
             f"\nACME's order API holds {len(at_supplier)} order(s): "
             + ", ".join(f"{o['order_id']} for {o['po_number']}" for o in at_supplier)
         )
+        fulfilled = _demo_fulfillment(sandbox, at_supplier, receiver)
     console.print(
         "Look further: supplyline orders list, supplyline orders show PO-ACME-00000001 "
         "(with SUPPLYLINE_HOME set as above)."
     )
-    return answers == [201, 201, 200] and summary["pos_submitted"] == 2 and len(at_supplier) == 2
+    return (
+        answers == [201, 201, 200]
+        and summary["pos_submitted"] == 2
+        and len(at_supplier) == 2
+        and fulfilled
+    )
+
+
+def _demo_fulfillment(
+    sandbox: Any, at_supplier: list[dict[str, Any]], receiver: RetailerWebhookSandbox
+) -> bool:
+    """ACME acknowledges SC-1001's PO, ships part of it, then the rest, with tracking, then it
+    is delivered; each time fulfillment sync brings it back and pushes it on to ShopCo, whose
+    receiver is down at first. Returns whether the PO ended up delivered."""
+    from flows.fulfillment_sync import fulfillment_sync
+    from tasks.orders import order_by_reference, order_view
+
+    console.rule("[bold]Fulfillment: ACME acknowledges, ships with tracking, delivers")
+    [first] = [o["order_id"] for o in at_supplier if o["po_number"] == "PO-ACME-00000001"]
+    receiver.go_down(503)
+    sandbox.acknowledge(first)
+    sandbox.ship(first, {1: 1}, carrier="UPS", service="Ground")
+    steps = [fulfillment_sync()]
+    waiting = steps[0]["retailer_push"]["retrying"]
+    console.print(
+        f"ShopCo's receiver is down (503): {waiting} order(s) wait for a retry; nothing is lost."
+    )
+    receiver.come_up()
+    sandbox.ship(first, carrier="UPS", service="Ground")
+    steps.append(fulfillment_sync())
+    sandbox.deliver(first)
+    steps.append(fulfillment_sync())
+    for step in steps:
+        for po_number, state in step["pos_moved"].items():
+            console.print(f"fulfillment sync: {po_number} → {state}")
+    console.print(
+        f"ShopCo's receiver is up: {sum(s['retailer_push']['delivered'] for s in steps)} "
+        "event(s) delivered by these syncs."
+    )
+    with session_scope() as session:
+        shown = order_view(session, order_by_reference(session, "shopco:SC-1001"))
+    _show_order(shown, False)
+    return shown["purchase_orders"][0]["state"] == "delivered" and waiting > 0

@@ -97,6 +97,36 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=5000, description="Orders routed, or POs sent, per task run."
     )
 
+    push_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="PO events planned, or deliveries claimed for one connector, per batch.",
+    )
+    push_retry_delay_seconds: float = Field(
+        default=30,
+        ge=0,
+        description=(
+            "First wait before a failed delivery to a retailer is tried again; each next wait "
+            "is twice as long, with jitter."
+        ),
+    )
+    push_max_retry_delay_seconds: float = Field(
+        default=3600, gt=0, description="Longest wait between two tries of a delivery."
+    )
+    push_max_attempts: int = Field(
+        default=48,
+        ge=1,
+        description="Tries of a delivery to a retailer before it is marked failed.",
+    )
+    push_lease_seconds: float = Field(
+        default=300,
+        gt=0,
+        description=(
+            "How long one run may spend delivering a connector's events before another run "
+            "may take them over (no delivery starts that could outlive it)."
+        ),
+    )
     feed_stale_hours: float = Field(
         default=26,
         gt=0,

@@ -43,6 +43,16 @@ ENDPOINTS: dict[str, dict[str, tuple[str, str]]] = {
 SHORT_TYPE_NAMES = {"native_api": "native", "siteflow_api": "siteflow", "sftp": "sftp"}
 
 
+def retailer_block_name(connector: str) -> str:
+    """The SftpServer block of an sftp connector's folders."""
+    return f"retailer-{connector}"
+
+
+def webhook_block_name(connector: str) -> str:
+    """The RetailerWebhook block (URL and signing secret) of a connector's webhook."""
+    return f"webhook-{connector}"
+
+
 @dataclass(frozen=True)
 class AddedConnector:
     connector: RetailerConnector

@@ -3,8 +3,11 @@
 - ``supplyline.catalog.file.<status>`` (``accepted``, ``partially_accepted``, ``rejected``,
   ``held``, ``failed``, ``duplicate``): a catalog file was processed; resource
   ``supplyline.catalog-file.<id>``, related to its supplier.
-- ``supplyline.po.submitted`` / ``.rejected`` / ``.failed``: order sync sent a PO, the supplier
-  refused it, or it gave up; resource ``supplyline.po.<number>``.
+- ``supplyline.po.rejected`` / ``.failed``: the supplier refused a PO, or order sync gave up on
+  it; resource ``supplyline.po.<number>``.
+- ``supplyline.pos.submitted``: order sync sent a batch of a supplier's POs (their count and
+  numbers in the payload); resource ``supplyline.supplier.<code>``. Submitting is the normal
+  path and comes by the thousand: one event per batch spares the event pipeline.
 - ``supplyline.feed.stale``: feed health found a supplier that sent no file for too long;
   resource ``supplyline.supplier.<code>``.
 - ``supplyline.feed.rejection-jump``: feed health found a supplier whose recent files are
@@ -55,6 +58,14 @@ def emit_po_event(event: str, supplier_code: str, po_number: str, reason: str | 
         },
         related=[supplier_resource(supplier_code, "supplier")],
         payload={"reason": reason} if reason else {},
+    )
+
+
+def emit_submitted_batch(supplier_code: str, po_numbers: list[str]) -> None:
+    emit_event(
+        event="supplyline.pos.submitted",
+        resource=supplier_resource(supplier_code),
+        payload={"count": len(po_numbers), "po_numbers": po_numbers},
     )
 
 

@@ -223,40 +223,93 @@ def release_funds(
     session: Session, connection_id: int, *, reference: str, actor: str = "order-sync"
 ) -> Decimal:
     """Give back what PO ``reference`` took, when it is cancelled; returns the amount (0 when
-    it was never purchased automatically or was released already). Works after a disconnect:
-    POs already sent still get their cancellations."""
+    it was never purchased automatically or was released already). Lines given back earlier
+    (:func:`release_line_funds`) are not given back twice: this releases the rest. Works after
+    a disconnect: POs already sent still get their cancellations."""
+    purchase = _locked_purchase(session, connection_id, reference)
+    if purchase is None:
+        return Decimal("0.00")
+    amount = Decimal(str(purchase.amount)) - _released_for_lines(session, connection_id, reference)
+    return _release(session, connection_id, reference, amount, actor=actor)
+
+
+def line_release_reference(po_reference: str, line_no: int, quantity_given_back: int) -> str:
+    """The ledger reference of a line's release: one per line and total quantity given back,
+    so each step (a rejection, then a cancellation of more) is released once."""
+    return f"{po_reference}:{line_no}:{quantity_given_back}"
+
+
+def release_line_funds(
+    session: Session,
+    connection_id: int,
+    *,
+    po_reference: str,
+    line_no: int,
+    quantity_given_back: int,
+    amount: Decimal,
+    actor: str = "fulfillment-sync",
+) -> Decimal:
+    """Give back ``amount`` for units of a PO line the supplier rejected or cancelled, now
+    ``quantity_given_back`` in all on that line; returns what was given back (0 when the PO was
+    not purchased automatically, was released whole already, or this step was released)."""
+    purchase = _locked_purchase(session, connection_id, po_reference)
+    if purchase is None or _movement_or_none(session, connection_id, po_reference, "release"):
+        return Decimal("0.00")
+    left = Decimal(str(purchase.amount)) - _released_for_lines(session, connection_id, po_reference)
+    reference = line_release_reference(po_reference, line_no, quantity_given_back)
+    return _release(session, connection_id, reference, min(amount, left), actor=actor)
+
+
+def _locked_purchase(session: Session, connection_id: int, reference: str) -> FundsMovement | None:
+    """The PO's purchase, with the connection's row locked on PostgreSQL (SQLite's writers
+    take turns), so two releases of one PO at once cannot both count the same remainder."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.select(RetailerConnection.id)
+            .where(RetailerConnection.id == connection_id)  # type: ignore[arg-type]
+            .with_for_update()
+        )
+    return _movement_or_none(session, connection_id, reference, "purchase")
+
+
+def _released_for_lines(session: Session, connection_id: int, po_reference: str) -> Decimal:
+    total = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(FundsMovement.amount), 0)).where(
+            FundsMovement.connection_id == connection_id,
+            FundsMovement.kind == "release",
+            sa.func.substr(FundsMovement.reference, 1, len(po_reference) + 1) == po_reference + ":",
+        )
+    ).scalar_one()
+    return Decimal(str(total)).quantize(Decimal("0.01"))
+
+
+def _release(
+    session: Session, connection_id: int, reference: str, amount: Decimal, *, actor: str
+) -> Decimal:
+    amount = amount.quantize(Decimal("0.01"))
+    if amount <= 0:
+        return Decimal("0.00")
     savepoint = session.begin_nested()
     try:
-        released = session.execute(
-            sa.insert(FundsMovement)
-            .from_select(
-                ["connection_id", "reference", "kind", "amount", "created_at"],
-                sa.select(
-                    FundsMovement.connection_id,
-                    FundsMovement.reference,
-                    sa.literal("release"),
-                    FundsMovement.amount,
-                    sa.literal(utcnow(), sa.DateTime(timezone=True)),
-                ).where(
-                    FundsMovement.connection_id == connection_id,
-                    FundsMovement.reference == reference,
-                    FundsMovement.kind == "purchase",
-                ),
+        session.execute(
+            sa.insert(FundsMovement).values(
+                connection_id=connection_id,
+                reference=reference,
+                kind="release",
+                amount=amount,
+                created_at=utcnow(),
             )
-            .returning(FundsMovement.amount)
-        ).scalar_one_or_none()
+        )
     except IntegrityError:
         savepoint.rollback()
         return Decimal("0.00")
     savepoint.commit()
-    if released is None:
-        return Decimal("0.00")
     session.execute(
         sa.update(RetailerConnection)
         .where(RetailerConnection.id == connection_id)  # type: ignore[arg-type]
         .values(
             available_funds=sa.func.round(
-                sa.func.coalesce(RetailerConnection.available_funds, 0) + released, CENTS
+                sa.func.coalesce(RetailerConnection.available_funds, 0) + amount, CENTS
             ),
             funds_updated_at=utcnow(),
         )
@@ -268,10 +321,10 @@ def release_funds(
         action="funds.release",
         entity_type="connection",
         entity_id=connection_id,
-        before={"available_funds": f"{remaining - released:.2f}"},
+        before={"available_funds": f"{remaining - amount:.2f}"},
         after={"available_funds": f"{remaining:.2f}", "reference": reference},
     )
-    return released
+    return amount
 
 
 def funds_movements(session: Session, connection_id: int) -> list[FundsMovement]:

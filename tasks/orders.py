@@ -26,6 +26,8 @@ from models.orders import (
     OrderLine,
     PurchaseOrder,
     RetailOrder,
+    Shipment,
+    ShipmentLine,
 )
 from models.relationships import Retailer
 from supplyline.errors import RelationshipError
@@ -177,7 +179,8 @@ def cancel_order(session: Session, order: RetailOrder, *, actor: str) -> RetailO
     if shipped:
         raise OrderError(
             f"order {order.source_order_id} cannot be cancelled: PO {shipped[0].po_number} is "
-            f"{shipped[0].state}"
+            f"{shipped[0].state.replace('_', ' ')} at the supplier, and what has shipped cannot "
+            f"be called back; ask the supplier about a return instead"
         )
     reason = f"cancelled by the retailer ({actor})"
     move_pos(
@@ -253,6 +256,7 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
         else {}
     )
     po_numbers = {po.id: po.po_number for po in pos}
+    shipments = _shipments(session, lines, [po.id for po in pos])  # type: ignore[misc]
     return _order_header(order, retailer.code if retailer else None) | {
         "lines": [
             {
@@ -266,10 +270,14 @@ def order_view(session: Session, order: RetailOrder) -> dict[str, Any]:
                 "supplier": suppliers.get(line.supplier_id) if line.supplier_id else None,
                 "supplier_sku": line.supplier_sku,
                 "po_number": po_numbers.get(line.po_id) if line.po_id else None,
+                "fulfillment": _line_fulfillment(line),
             }
             for line in lines
         ],
-        "purchase_orders": [po_view(po, suppliers.get(po.supplier_id)) for po in pos],
+        "purchase_orders": [
+            po_view(po, suppliers.get(po.supplier_id)) | {"shipments": shipments.get(po.id, [])}  # type: ignore[call-overload]
+            for po in pos
+        ],
     }
 
 
@@ -288,11 +296,73 @@ def new_order_view(order: RetailOrder, order_in: OrderIn, retailer_code: str) ->
                 "supplier": None,
                 "supplier_sku": None,
                 "po_number": None,
+                "fulfillment": _line_fulfillment(None),
             }
             for number, line in enumerate(order_in.lines, start=1)
         ],
         "purchase_orders": [],
     }
+
+
+def _line_fulfillment(line: OrderLine | None) -> dict[str, Any]:
+    """What the supplier reported of a line: its acknowledgement and quantities."""
+    if line is None:
+        line = OrderLine(order_id=0, line_no=0, source_item_id="", sku="", quantity=1)
+    return {
+        "acknowledged_at": _iso(line.acknowledged_at),
+        "accepted": line.accepted_quantity,
+        "backordered": line.backordered_quantity,
+        "backorder_date": line.backorder_date.isoformat() if line.backorder_date else None,
+        "rejected": line.rejected_quantity,
+        "rejection_reason": line.rejection_reason,
+        "cancelled": line.cancelled_quantity,
+        "cancellation_reason": line.cancellation_reason,
+        "shipped": line.shipped_quantity,
+        "delivered": line.delivered_quantity,
+    }
+
+
+def _shipments(
+    session: Session, lines: list[OrderLine], po_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Each PO's shipments with their tracking and lines (the retailer's SKUs)."""
+    if not po_ids:
+        return {}
+    skus = {line.id: line.sku for line in lines}
+    found = list(
+        session.exec(
+            select(Shipment).where(Shipment.po_id.in_(po_ids)).order_by(Shipment.id)  # type: ignore[attr-defined,arg-type]
+        )
+    )
+    contents: dict[int, list[dict[str, Any]]] = {}
+    if found:
+        for row in session.exec(
+            select(ShipmentLine)
+            .where(ShipmentLine.shipment_id.in_([s.id for s in found]))  # type: ignore[attr-defined]
+            .order_by(ShipmentLine.line_no)  # type: ignore[arg-type]
+        ):
+            contents.setdefault(row.shipment_id, []).append(
+                {
+                    "line_no": row.line_no,
+                    "sku": skus.get(row.order_line_id),
+                    "quantity": row.quantity,
+                }
+            )
+    by_po: dict[int, list[dict[str, Any]]] = {}
+    for shipment in found:
+        by_po.setdefault(shipment.po_id, []).append(
+            {
+                "shipment_id": shipment.supplier_shipment_id,
+                "carrier": shipment.carrier,
+                "service": shipment.service,
+                "tracking_number": shipment.tracking_number,
+                "tracking_url": shipment.tracking_url,
+                "shipped_at": _iso(shipment.shipped_at),
+                "delivered_at": _iso(shipment.delivered_at),
+                "lines": contents.get(shipment.id, []),  # type: ignore[arg-type]
+            }
+        )
+    return by_po
 
 
 def _order_header(order: RetailOrder, retailer_code: str | None) -> dict[str, Any]:

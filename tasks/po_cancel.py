@@ -1,8 +1,10 @@
 """Asking suppliers to cancel POs the retailer cancelled after they were sent.
 
-A PO in ``cancel_requested`` is cancelled at the supplier through its connector; once the
-supplier agrees it is ``cancelled``, the funds its purchase took go back to the connection, and
-an order whose POs are all cancelled is cancelled. A supplier that refuses (it has shipped,
+A PO in ``cancel_requested`` is cancelled at the supplier through its connector, if the
+connector says the supplier still allows it; once the supplier agrees it is ``cancelled``, its
+open lines are cancelled, the funds its purchase took (less what rejected or cancelled lines
+gave back already) go back to the connection, and an order whose POs are all cancelled is
+cancelled. A supplier that refuses (it has shipped,
 say) leaves the PO in ``cancel_requested`` with the supplier's answer as its reason, and it is
 not asked again; fulfillment sync then moves the PO on to what the supplier reports.
 """
@@ -19,6 +21,7 @@ from sqlmodel import Session, select
 from blocks.supplier_api import SupplierApiError, SupplierRejected
 from models.catalog import utcnow
 from models.orders import PurchaseOrder
+from tasks.fulfillment import cancel_open_lines
 from tasks.funds import release_funds
 from tasks.orders import refresh_order_status
 from tasks.po_states import move_pos
@@ -28,6 +31,7 @@ REFUSED_PREFIX = "the supplier refused to cancel: "
 REQUESTED = "cancellation requested from the supplier; its answer comes with its updates"
 
 CancelFunction = Callable[..., dict[str, Any]]
+CancellableFunction = Callable[[str], tuple[bool, str | None]]
 
 
 @dataclass
@@ -62,14 +66,24 @@ def due_for_cancel(session: Session) -> dict[int, list[int]]:
 
 
 def cancel_at_supplier(
-    session_factory: Callable[[], Any], po_ids: list[int], cancel: CancelFunction, *, actor: str
+    session_factory: Callable[[], Any],
+    po_ids: list[int],
+    cancel: CancelFunction,
+    *,
+    actor: str,
+    cancellable: CancellableFunction | None = None,
 ) -> CancelOutcome:
-    """Ask the supplier to cancel each PO; one transaction per answer, so none is lost."""
+    """Ask the supplier to cancel each PO (first, whether it still may be, when the connector
+    can say); one transaction per answer, so none is lost."""
     outcome = CancelOutcome()
     with session_factory() as session:
         pos = list(session.exec(select(PurchaseOrder).where(PurchaseOrder.id.in_(po_ids))))  # type: ignore[union-attr]
     for po in pos:
         try:
+            if cancellable is not None:
+                allowed, why = cancellable(po.supplier_order_id)  # type: ignore[arg-type]
+                if not allowed:
+                    raise SupplierRejected(409, why or "the order can no longer be cancelled")
             answer = cancel(po.supplier_order_id)
         except SupplierRejected as exc:
             message = REFUSED_PREFIX + exc.supplier_message
@@ -97,6 +111,7 @@ def cancel_at_supplier(
                 values={"last_error": None},
             )
             if moved:
+                cancel_open_lines(session, po.id, "cancelled on the retailer's request")  # type: ignore[arg-type]
                 if po.connection_id is not None:
                     release_funds(session, po.connection_id, reference=po.po_number, actor=actor)
                 refresh_order_status(session, po.order_id)

@@ -5,6 +5,12 @@
 supplier's ``orders`` folder (setting ``folder``, default ``/orders``) on its SFTP server, the
 ``SftpServer`` block ``supplier-<code>``, written under a temporary name and then renamed.
 
+Fulfillment reads back through the same connector: a REST API answers for the status of open
+orders in batches (``statuses``) and says whether an order may still be cancelled
+(``cancellable``); an SFTP supplier drops acknowledgement, shipment and cancellation files in
+its ``outbound`` folder (setting ``outbound``, default ``/outbound``; see
+tasks.fulfillment_files).
+
 A PO file is named by its PO number: sending it again replaces the file with the same content,
 so a retry never makes a second file. A supplier that has already taken the file away cannot be
 asked whether it did: SFTP suppliers must treat a PO number they have seen as a duplicate (the
@@ -19,7 +25,7 @@ import json
 import posixpath
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,17 +97,27 @@ def connector_settings(session: Session, supplier: Supplier) -> ConnectorSetting
     return ConnectorSettings(
         kind,
         str(settings.get("block") or f"supplier-{supplier.code}"),
-        {"format": file_format, "folder": str(settings.get("folder") or "/orders")},
+        {
+            "format": file_format,
+            "folder": str(settings.get("folder") or "/orders"),
+            "outbound": str(settings.get("outbound") or "/outbound"),
+        },
     )
 
 
 @dataclass(frozen=True)
 class OpenConnector:
-    """A supplier's connector, open: send a PO, cancel one, and how many sends run at once."""
+    """A supplier's connector, open: send a PO, cancel one, and how many sends run at once.
+
+    A REST connector also reads orders' statuses in batches and says whether an order may
+    still be cancelled; an SFTP one does neither (its supplier answers in files).
+    """
 
     send: SendFunction
     cancel: CancelFunction
     concurrency: int
+    statuses: Callable[[list[str]], list[dict[str, Any]]] | None = None
+    cancellable: Callable[[str], tuple[bool, str | None]] | None = None
 
 
 @contextmanager
@@ -110,7 +126,13 @@ def open_connector(settings: ConnectorSettings) -> Iterator[OpenConnector]:
     if settings.kind == "rest_api":
         api = _load(SupplierApi, settings.block_name)
         with api.client() as client:
-            yield OpenConnector(client.send_po, client.cancel_order, api.max_concurrent_requests)
+            yield OpenConnector(
+                client.send_po,
+                client.cancel_order,
+                api.max_concurrent_requests,
+                statuses=client.order_statuses,
+                cancellable=client.can_cancel,
+            )
         return
     server = _load(SftpServer, settings.block_name)
     with server.get_client() as sftp:

@@ -154,13 +154,13 @@ def _look(sftp: SftpClient, server: SftpServer, supplier_code: str, stable: floa
     with session_scope() as session:
         supplier_id = get_supplier(session, supplier_code).id or 0
         for remote in listing:
-            if _is_temporary(remote.name) or _is_marker(remote.name, names):
+            if is_temporary(remote.name) or is_marker(remote.name, names):
                 continue
             reason = _refusal(remote.name, server.patterns)
             if reason is not None and "\x00" in remote.name:
                 logger.warning("%r: %s", remote.name, reason)  # cannot even be recorded
                 continue
-            row = _ledger_row(session, supplier_id, remote)
+            row = ledger_row(session, supplier_id, remote)
             if row.state in ("ignored", "refused"):
                 continue
             if reason is not None:
@@ -170,11 +170,11 @@ def _look(sftp: SftpClient, server: SftpServer, supplier_code: str, stable: floa
                 logger.warning("%r: %s", remote.name, reason)
                 continue
             if row.state == "processed":
-                inbox.unanswered.append(ReadyFile(row.id or 0, remote, _marker(remote, names)))
+                inbox.unanswered.append(ReadyFile(row.id or 0, remote, marker_of(remote, names)))
                 continue
             if row.state == "archived":
                 continue
-            marker = _marker(remote, names)
+            marker = marker_of(remote, names)
             first_seen = as_utc(row.first_seen_at) or now
             if marker or now - first_seen >= timedelta(seconds=stable):
                 inbox.ready.append(ReadyFile(row.id or 0, remote, marker))
@@ -185,16 +185,16 @@ def _look(sftp: SftpClient, server: SftpServer, supplier_code: str, stable: floa
     return inbox
 
 
-def _is_temporary(name: str) -> bool:
+def is_temporary(name: str) -> bool:
     return name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
-def _is_marker(name: str, names: set[str]) -> bool:
+def is_marker(name: str, names: set[str]) -> bool:
     lowered = name.lower()
     return any(lowered.endswith(s) and name[: -len(s)] in names for s in MARKER_SUFFIXES)
 
 
-def _marker(remote: Listed, names: set[str]) -> str | None:
+def marker_of(remote: Listed, names: set[str]) -> str | None:
     for suffix in MARKER_SUFFIXES:
         for candidate in (remote.name + suffix, remote.name + suffix.upper()):
             if candidate in names:
@@ -215,7 +215,7 @@ def _refusal(name: str, patterns: list[str]) -> str | None:
     return None
 
 
-def _ledger_row(session: Session, supplier_id: int, remote: Listed) -> RemoteFile:
+def ledger_row(session: Session, supplier_id: int, remote: Listed) -> RemoteFile:
     """This version of the file in the ledger; older versions still ``seen`` are dropped."""
     row = session.exec(
         select(RemoteFile).where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -280,3 +281,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with sqlite3.connect(supplier_db) as connection:
         po_numbers = [row[0] for row in connection.execute("SELECT po_number FROM sandbox_order")]
     assert sorted(po_numbers) == ["PO-ACME-00000001", "PO-ACME-00000002"]
+    # ACME acknowledges, ships SC-1001's PO in two parts, delivers; fulfillment sync follows.
+    assert "fulfillment sync: PO-ACME-00000001 → partially_shipped" in out
+    assert "fulfillment sync: PO-ACME-00000001 → shipped" in out
+    assert "fulfillment sync: PO-ACME-00000001 → delivered" in out
+    assert "shipment SH-0000002: UPS Ground 1Z0000000000000002" in out
+    # ShopCo hears of each change: its receiver down, then up; each event once, in order,
+    # tracking included; a forged one refused.
+    assert "ShopCo's receiver is down (503): 2 order(s) wait for a retry" in out
+    held = re.search(r"shopco's receiver holds (\d+) event\(s\), each once", out)
+    assert held and int(held.group(1)) >= 10, out
+    assert "(2 refused while it was down were sent again; 0 still to send)" in out
+    assert "evt_3 po.state: PO-ACME-00000001 of order SC-1001 is submitted" in out
+    assert "is partially_shipped (tracking UPS 1Z0000000000000001)" in out
+    assert "po.state: PO-ACME-00000001 of order SC-1001 is delivered" in out
+    assert "A forged event (bad signature) is refused: HTTP 401." in out

@@ -4,6 +4,7 @@ validation, authentication, status and cancel."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -69,6 +70,26 @@ def test_other_content_under_the_same_order_id_is_refused(world: dict, api: http
     assert changed.status_code == 409
     assert "already received" in changed.json()["detail"]
     assert stored_orders() == (1, 1)
+
+
+def test_orders_posted_at_once_are_each_stored_once(world: dict, api: httpx.Client) -> None:
+    """Orders placed at once share commits (models.db.GroupCommit); each answer stands alone."""
+    native = world["native"]
+    bodies = [native_order(f"R-{n % 30}", ("A-1", 1 + n % 30)) for n in range(90)]
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda body: place(api, native, body).status_code, bodies))
+    assert sorted(codes) == [200] * 60 + [201] * 30
+    assert place(api, native, native_order("R-0", ("A-1", 5))).status_code == 409
+    assert stored_orders() == (30, 30)
+    with session_scope() as session:
+        quantities = dict(
+            session.execute(
+                sa.select(RetailOrder.source_order_id, OrderLine.quantity).join(
+                    OrderLine, OrderLine.order_id == RetailOrder.id
+                )
+            ).all()
+        )
+    assert quantities == {f"R-{n}": 1 + n for n in range(30)}
 
 
 @pytest.mark.parametrize(

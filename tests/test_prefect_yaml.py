@@ -105,6 +105,22 @@ def test_order_sync_runs_every_few_minutes_one_at_a_time() -> None:
     assert sync["concurrency_limit"]["limit"] == 1
 
 
+def test_fulfillment_sync_is_scheduled_one_run_at_a_time() -> None:
+    [sync] = [d for d in _deployments() if d["name"] == "fulfillment-sync"]
+    assert sync["entrypoint"] == "flows/fulfillment_sync.py:fulfillment_sync"
+    [schedule] = sync["schedules"]
+    assert schedule["interval"] <= 900 and schedule["timezone"]
+    assert sync["concurrency_limit"]["limit"] == 1
+
+
+def test_retailer_push_runs_every_minute_one_at_a_time() -> None:
+    [push] = [d for d in _deployments() if d["name"] == "retailer-push"]
+    assert push["entrypoint"] == "flows/retailer_push.py:retailer_push"
+    [schedule] = push["schedules"]
+    assert schedule["interval"] <= 300 and schedule["timezone"]
+    assert push["concurrency_limit"]["limit"] == 1
+
+
 def test_feed_health_runs_daily() -> None:
     [health] = [d for d in _deployments() if d["name"] == "feed-health"]
     [schedule] = health["schedules"]

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 import models.catalog
 import models.orders
 import models.relationships
+import models.retailer_push
 import models.sftp  # noqa: F401
 from models.db import normalise_url
 
