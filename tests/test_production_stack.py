@@ -388,3 +388,40 @@ def test_the_ui_shows_the_runs_and_the_catalog_artifact(ran: Stack, tmp_path: Pa
         target.mkdir(parents=True, exist_ok=True)
         for shot in shots:
             shutil.copy(shot, target / shot.name)
+
+
+def test_the_projects_prefect_yaml_deploys_on_a_real_server(ran: Stack) -> None:
+    """Every deployment of the project's prefect.yaml, as `prefect deploy --all` applies it
+    (to a paused pool of its own here, so that its schedules start nothing): what the server
+    holds."""
+    pool = "supplyline-yaml-check"
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in config["deployments"]:
+        deployment["work_pool"]["name"] = pool
+    prefect_file = ran.stack_dir / "prefect-yaml-check.yaml"
+    prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    ran.run(BIN / "prefect", "work-pool", "create", pool, "--type", "process", "--paused")
+    ran.run(BIN / "prefect", "--no-prompt", "deploy", "--all", "--prefect-file",
+            str(prefect_file), SUPPLYLINE_PROJECT_DIR=str(ROOT))  # fmt: skip
+
+    everything = ran.client.read_deployments()
+    deployed = {d.name: d for d in everything if d.work_pool_name == pool}
+    assert set(deployed) == {d["name"] for d in config["deployments"]}, [
+        (d.name, d.work_pool_name) for d in everything
+    ]
+    for spec in config["deployments"]:
+        found = deployed[spec["name"]]
+        assert found.entrypoint == spec["entrypoint"]
+        assert set(found.tags) == set(spec["tags"])
+        assert found.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+        ]
+        assert len(found.schedules) == len(spec.get("schedules", []))
+        for schedule in found.schedules:
+            assert schedule.schedule.timezone == "America/New_York"
+        limit = spec.get("concurrency_limit")
+        if limit:
+            assert found.global_concurrency_limit.limit == limit["limit"]
+            assert found.concurrency_options.collision_strategy == limit["collision_strategy"]
+        else:
+            assert found.global_concurrency_limit is None
