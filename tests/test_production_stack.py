@@ -277,16 +277,16 @@ def _scalar(stack: Stack, query: str) -> Any:
         return connection.execute(sa.text(query)).all()
 
 
-def _file_events(stack: Stack) -> set[tuple[str, str]]:
-    """The catalog-file events the server stored (its event persister writes them in batches)."""
+def _events(stack: Stack, prefix: str, expected: int) -> list[Any]:
+    """Events named ``prefix…`` the server stored (its event persister writes them in batches),
+    once there are ``expected`` of them or 30 s have passed."""
     deadline = time.monotonic() + 30
     while True:
         page = stack.client.read_events(
-            EventFilter(event=EventNameFilter(prefix=["supplyline.catalog.file."])), limit=50
+            EventFilter(event=EventNameFilter(prefix=[prefix])), limit=50
         )
-        found = {(e.event, e.resource.get("prefect.resource.name")) for e in page.events}
-        if len(found) >= 3 or time.monotonic() > deadline:
-            return found
+        if len(page.events) >= expected or time.monotonic() > deadline:
+            return page.events
         time.sleep(0.5)
 
 
@@ -339,9 +339,17 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     assert len(pos) == 4 and set(pos.values()) == {"submitted"}, pos
     received = Counter(o["po_number"] for o in ran.sandbox_orders)
     assert received == Counter(dict.fromkeys(pos, 1)), "each PO reached the supplier once"
+    submitted = _events(ran, "supplyline.pos.submitted", 2)
+    assert sorted(
+        (e.resource.get("prefect.resource.name"), sorted(e.payload["po_numbers"]))
+        for e in submitted
+    ) == [
+        (code, sorted(n for n in pos if n.startswith(f"PO-{code.upper()}-"))) for code in SUPPLIERS
+    ]
 
     # One event per file, named for what became of it.
-    assert _file_events(ran) == {
+    file_events = _events(ran, "supplyline.catalog.file.", 3)
+    assert {(e.event, e.resource.get("prefect.resource.name")) for e in file_events} == {
         (f"supplyline.catalog.file.{status}", name) for name, (_, status, *_) in by_name.items()
     }
 
