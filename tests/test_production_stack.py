@@ -80,6 +80,7 @@ class Stack:
     database_url: str
     stack_dir: Path
     runs: dict[str, FlowRun] = field(default_factory=dict)
+    refused: list[FlowRun] = field(default_factory=list)
     sandbox_orders: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, *args: str, **env: str) -> str:
@@ -231,13 +232,18 @@ def ran(stack: Stack, sshd: OpenSshServer, tmp_path_factory: pytest.TempPathFact
         connector, orders = _retailer(stack)
 
         first = [stack.start_run(f"catalog-sftp-ingest/catalog-sftp-{code}") for code in SUPPLIERS]
+        # A second pickup of alpha's inbox while the first works it: one run per inbox.
+        first.append(stack.start_run("catalog-sftp-ingest/catalog-sftp-alpha"))
         first.append(
             stack.start_run(
                 "order-file-intake/order-file-intake", connector=connector, files=[str(orders)]
             )
         )
         for run in stack.wait(*first):
-            stack.runs[run.name] = run
+            if run.state_name == "Cancelled":
+                stack.refused.append(run)
+            else:
+                stack.runs[run.name] = run
         # Routing needs the catalogs: the syncs come once they are in.
         syncs = [stack.start_run("order-sync/order-sync") for _ in range(2)]
         for run in stack.wait(*syncs):
@@ -294,8 +300,13 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     runs = list(ran.runs.values())
     failed = [f"{r.name}: {r.state.message}" for r in runs if r.state.type.value != "COMPLETED"]
     assert len(runs) == 5 and not failed, "\n".join(failed)
+    # The second pickup of alpha's inbox was refused (CANCEL_NEW) while the first held it.
+    [refused] = ran.refused
+    deployment = ran.client.read_deployment(refused.deployment_id)
+    assert deployment.name == "catalog-sftp-alpha"
+    assert "limit reached" in str(refused.state.message), refused.state.message
     # Every run the server knows of is one of these: nothing ran twice or on its own.
-    assert {r.id for r in ran.client.read_flow_runs()} == {r.id for r in runs}
+    assert {r.id for r in ran.client.read_flow_runs()} == {r.id for r in [*runs, refused]}
     workers = {r.infrastructure_pid for r in runs}
     assert len(workers) == 5, "each run in its own process"
     for code in SUPPLIERS:
