@@ -2,10 +2,12 @@
 the ``supplyline`` process work pool, the deployments of prefect.yaml, two process workers, and
 Supplyline's own PostgreSQL database, all brought up by ``deploy/local-stack.sh``.
 
-Through the deployments, two suppliers' catalogs come in from their inboxes on a real sshd (at
-once, one worker each) and two order syncs run at once; every run completes and every row and
-PO lands once. Then headless Chromium opens that server's UI and finds the runs and the
-``catalog-<supplier>`` artifact.
+Through the deployments, two suppliers' catalogs come in from their inboxes on a real sshd and a
+retailer's order file is taken in (at once, on both workers; a second pickup of one inbox is
+refused by its concurrency limit), then two order syncs run (one after the other, by theirs);
+every run completes and every row and PO lands once. Headless Chromium then opens that server's
+UI and finds the runs and the ``catalog-<supplier>`` artifacts; and the project's whole
+prefect.yaml is deployed there as written.
 
 This stack is separate from the session's test harness: its PREFECT_API_URL is only in the
 subprocesses' environment and in a client made for it.
