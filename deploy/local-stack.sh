@@ -64,13 +64,14 @@ start() {  # start NAME COMMAND...: in its own session (so `down` stops its chil
     log "$name: started (pid $!, log $STACK_DIR/$name.log)"
 }
 
-stop() {  # stop NAME...: interrupt their process groups (as Ctrl-C), KILL what is left after 15 s
+stop() {  # stop NAME...: interrupt each (as Ctrl-C: a worker takes no new run), then KILL
+          # its process group, flow runs included, if it still runs after 15 s
     local name pid pids=()
     for name in "$@"; do
         [ -f "$STACK_DIR/$name.pid" ] || continue
         pid="$(cat "$STACK_DIR/$name.pid")"
         if kill -0 "$pid" 2>/dev/null; then
-            kill -INT -- "-$pid" 2>/dev/null || true
+            kill -INT "$pid" 2>/dev/null || true
             pids+=("$pid")
             log "$name: stopping (pid $pid)"
         fi

@@ -2,10 +2,12 @@
 the ``supplyline`` process work pool, the deployments of prefect.yaml, two process workers, and
 Supplyline's own PostgreSQL database, all brought up by ``deploy/local-stack.sh``.
 
-Through the deployments, two suppliers' catalogs come in from their inboxes on a real sshd (at
-once, one worker each) and two order syncs run at once; every run completes and every row and
-PO lands once. Then headless Chromium opens that server's UI and finds the runs and the
-``catalog-<supplier>`` artifact.
+Through the deployments, two suppliers' catalogs come in from their inboxes on a real sshd and a
+retailer's order file is taken in (at once, on both workers; a second pickup of one inbox is
+refused by its concurrency limit), then two order syncs run (one after the other, by theirs);
+every run completes and every row and PO lands once. Headless Chromium then opens that server's
+UI and finds the runs and the ``catalog-<supplier>`` artifacts; and the project's whole
+prefect.yaml is deployed there as written.
 
 This stack is separate from the session's test harness: its PREFECT_API_URL is only in the
 subprocesses' environment and in a client made for it.
@@ -14,6 +16,7 @@ subprocesses' environment and in a client made for it.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -79,6 +82,7 @@ class Stack:
     database_url: str
     stack_dir: Path
     runs: dict[str, FlowRun] = field(default_factory=dict)
+    refused: list[FlowRun] = field(default_factory=list)
     sandbox_orders: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, *args: str, **env: str) -> str:
@@ -230,13 +234,18 @@ def ran(stack: Stack, sshd: OpenSshServer, tmp_path_factory: pytest.TempPathFact
         connector, orders = _retailer(stack)
 
         first = [stack.start_run(f"catalog-sftp-ingest/catalog-sftp-{code}") for code in SUPPLIERS]
+        # A second pickup of alpha's inbox while the first works it: one run per inbox.
+        first.append(stack.start_run("catalog-sftp-ingest/catalog-sftp-alpha"))
         first.append(
             stack.start_run(
                 "order-file-intake/order-file-intake", connector=connector, files=[str(orders)]
             )
         )
         for run in stack.wait(*first):
-            stack.runs[run.name] = run
+            if run.state_name == "Cancelled":
+                stack.refused.append(run)
+            else:
+                stack.runs[run.name] = run
         # Routing needs the catalogs: the syncs come once they are in.
         syncs = [stack.start_run("order-sync/order-sync") for _ in range(2)]
         for run in stack.wait(*syncs):
@@ -276,16 +285,16 @@ def _scalar(stack: Stack, query: str) -> Any:
         return connection.execute(sa.text(query)).all()
 
 
-def _file_events(stack: Stack) -> set[tuple[str, str]]:
-    """The catalog-file events the server stored (its event persister writes them in batches)."""
+def _events(stack: Stack, prefix: str, expected: int) -> list[Any]:
+    """Events named ``prefix…`` the server stored (its event persister writes them in batches),
+    once there are ``expected`` of them or 30 s have passed."""
     deadline = time.monotonic() + 30
     while True:
         page = stack.client.read_events(
-            EventFilter(event=EventNameFilter(prefix=["supplyline.catalog.file."])), limit=50
+            EventFilter(event=EventNameFilter(prefix=[prefix])), limit=50
         )
-        found = {(e.event, e.resource.get("prefect.resource.name")) for e in page.events}
-        if len(found) >= 3 or time.monotonic() > deadline:
-            return found
+        if len(page.events) >= expected or time.monotonic() > deadline:
+            return page.events
         time.sleep(0.5)
 
 
@@ -293,8 +302,13 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     runs = list(ran.runs.values())
     failed = [f"{r.name}: {r.state.message}" for r in runs if r.state.type.value != "COMPLETED"]
     assert len(runs) == 5 and not failed, "\n".join(failed)
+    # The second pickup of alpha's inbox was refused (CANCEL_NEW) while the first held it.
+    [refused] = ran.refused
+    deployment = ran.client.read_deployment(refused.deployment_id)
+    assert deployment.name == "catalog-sftp-alpha"
+    assert "limit reached" in str(refused.state.message), refused.state.message
     # Every run the server knows of is one of these: nothing ran twice or on its own.
-    assert {r.id for r in ran.client.read_flow_runs()} == {r.id for r in runs}
+    assert {r.id for r in ran.client.read_flow_runs()} == {r.id for r in [*runs, refused]}
     workers = {r.infrastructure_pid for r in runs}
     assert len(workers) == 5, "each run in its own process"
     for code in SUPPLIERS:
@@ -304,8 +318,12 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     [intake] = [r for r in runs if r.name.startswith("order-files-")]
     assert re.fullmatch(rf"order-files-shopco-sftp-{RUN_MINUTE}-orders\.csv", intake.name)
     assert {"retailer:shopco", "connector:shopco-sftp"} <= set(intake.tags)
-    syncs = [r for r in runs if r.name.startswith("order-sync-")]
+    syncs = sorted(
+        (r for r in runs if r.name.startswith("order-sync-")), key=lambda r: r.start_time
+    )
     assert len(syncs) == 2 and all(re.fullmatch(rf"order-sync-{RUN_MINUTE}", r.name) for r in syncs)
+    assert syncs[0].end_time <= syncs[1].start_time, "one order sync at a time (the second waited)"
+    assert {"supplier:alpha", "supplier:beta"} <= set(syncs[0].tags) | set(syncs[1].tags)
 
     files = _scalar(
         ran,
@@ -334,10 +352,29 @@ def test_runs_through_deployments_complete_and_land_everything_once(ran: Stack) 
     assert len(pos) == 4 and set(pos.values()) == {"submitted"}, pos
     received = Counter(o["po_number"] for o in ran.sandbox_orders)
     assert received == Counter(dict.fromkeys(pos, 1)), "each PO reached the supplier once"
+    submitted = _events(ran, "supplyline.pos.submitted", 2)
+    assert sorted(
+        (e.resource.get("prefect.resource.name"), sorted(e.payload["po_numbers"]))
+        for e in submitted
+    ) == [
+        (code, sorted(n for n in pos if n.startswith(f"PO-{code.upper()}-"))) for code in SUPPLIERS
+    ]
 
     # One event per file, named for what became of it.
-    assert _file_events(ran) == {
+    file_events = _events(ran, "supplyline.catalog.file.", 3)
+    assert {(e.event, e.resource.get("prefect.resource.name")) for e in file_events} == {
         (f"supplyline.catalog.file.{status}", name) for name, (_, status, *_) in by_name.items()
+    }
+
+    status = json.loads(ran.run(BIN / "supplyline", "status", "--json"))
+    feeds = {f["supplier"]: f for f in status["suppliers"]}
+    assert feeds["beta"]["last_file"] == "beta-products.csv"
+    assert feeds["beta"]["recent_rejection_rate"] == pytest.approx(1 / 21, abs=1e-4)
+    assert feeds["alpha"]["last_success_at"] is not None
+    connections = {c["supplier"]: c for c in status["connections"] if c["retailer"] == "shopco"}
+    assert {c: (v["open_pos"], v["oldest_unsent_po"]) for c, v in connections.items()} == {
+        "alpha": (2, None),
+        "beta": (2, None),
     }
 
     artifacts = ran.client.read_artifacts(
@@ -372,3 +409,40 @@ def test_the_ui_shows_the_runs_and_the_catalog_artifact(ran: Stack, tmp_path: Pa
         target.mkdir(parents=True, exist_ok=True)
         for shot in shots:
             shutil.copy(shot, target / shot.name)
+
+
+def test_the_projects_prefect_yaml_deploys_on_a_real_server(ran: Stack) -> None:
+    """Every deployment of the project's prefect.yaml, as `prefect deploy --all` applies it
+    (to a paused pool of its own here, so that its schedules start nothing): what the server
+    holds."""
+    pool = "supplyline-yaml-check"
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in config["deployments"]:
+        deployment["work_pool"]["name"] = pool
+    prefect_file = ran.stack_dir / "prefect-yaml-check.yaml"
+    prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    ran.run(BIN / "prefect", "work-pool", "create", pool, "--type", "process", "--paused")
+    ran.run(BIN / "prefect", "--no-prompt", "deploy", "--all", "--prefect-file",
+            str(prefect_file), SUPPLYLINE_PROJECT_DIR=str(ROOT))  # fmt: skip
+
+    everything = ran.client.read_deployments()
+    deployed = {d.name: d for d in everything if d.work_pool_name == pool}
+    assert set(deployed) == {d["name"] for d in config["deployments"]}, [
+        (d.name, d.work_pool_name) for d in everything
+    ]
+    for spec in config["deployments"]:
+        found = deployed[spec["name"]]
+        assert found.entrypoint == spec["entrypoint"]
+        assert set(found.tags) == set(spec["tags"])
+        assert found.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+        ]
+        assert len(found.schedules) == len(spec.get("schedules", []))
+        for schedule in found.schedules:
+            assert schedule.schedule.timezone == "America/New_York"
+        limit = spec.get("concurrency_limit")
+        if limit:
+            assert found.global_concurrency_limit.limit == limit["limit"]
+            assert found.concurrency_options.collision_strategy == limit["collision_strategy"]
+        else:
+            assert found.global_concurrency_limit is None
