@@ -115,7 +115,7 @@ def validate_rows(
     positional = view.reset_index(drop=True)
     results = _run_suite(positional, compiled)
 
-    messages: list[pd.Series] = []
+    messages: dict[int, list[str]] = {}
     failures: list[RuleFailure] = []
     table_errors: list[str] = []
     for rule in compiled.rules:
@@ -132,15 +132,16 @@ def validate_rows(
         failures.append(RuleFailure(rule.id, rule.column, rule.kind, len(positions)))
         if len(positions):
             texts = render_messages(rule, positional, positions, labels)
-            messages.append(pd.Series(texts, index=positions, dtype=object))
+            for position, text in zip(positions.tolist(), texts, strict=True):
+                messages.setdefault(position, []).append(text)
 
-    if messages:
-        joined = pd.concat(messages).groupby(level=0, sort=True).agg("; ".join)
-        errors = pd.Series(
-            joined.to_numpy(), index=row_numbers[joined.index.to_numpy()], name="_errors"
-        )
-    else:
-        errors = pd.Series([], index=pd.Index([], dtype=np.int64), dtype=object, name="_errors")
+    failing = np.array(sorted(messages), dtype=np.int64)
+    errors = pd.Series(
+        ["; ".join(messages[position]) for position in failing.tolist()],
+        index=pd.Index(row_numbers[failing]),
+        dtype=object,
+        name="_errors",
+    )
     return ValidationResult(
         rows_total=len(view),
         errors=errors,
