@@ -318,3 +318,25 @@ def test_validating_never_writes_to_a_stored_suite_of_the_same_name() -> None:
     for _ in range(3):
         assert validate.validate_rows(frame, compiled).rows_invalid == 0
     assert len(context.suites.get(stored.name).expectations) == len(compiled.rules)
+
+
+def test_only_rules_that_leave_out_empty_values_run_without_them() -> None:
+    """Rules GX runs on non-empty values only get a batch without the empty rows; required
+    rules, type rules and rules over two columns see every row."""
+    from great_expectations.execution_engine import PandasExecutionEngine
+
+    from tasks.validate import _leaves_out_empty_values
+
+    compiled = compile_contract(load_contract("catalog_item"))
+    engine = PandasExecutionEngine()
+    without_empty = {rule.id for rule in compiled.rules if _leaves_out_empty_values(rule, engine)}
+    every_row = {
+        rule.id
+        for rule in compiled.rules
+        if rule.kind in ("required", "type") or "column_A" in rule.expectation.configuration.kwargs
+    }
+    assert without_empty == {rule.id for rule in compiled.rules} - every_row
+    assert {"sku.unique", "gtin.pattern", "gtin_check_digit", "cost.range", "status_values"} <= (
+        without_empty
+    )
+    assert {"sku.required", "cost.type", "msrp_not_below_cost"} <= every_row
