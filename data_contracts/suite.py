@@ -8,7 +8,8 @@ up in GX's registry here, where an unknown one is an error.
 The frame the suite runs on (see :func:`validation_view`) holds every contract column under
 its own name, as text for strings and converted for typed columns (numbers, integers, dates,
 booleans; empty where the text is not a valid value), plus ``<column>__text`` holding the
-text of each typed column, on which the required and type rules run.
+text of each typed column, on which the required rule runs. A type rule fails where the text
+is there and its converted value is not.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from great_expectations.exceptions import ExpectationNotFoundError
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
 
-from data_contracts import expectations  # noqa: F401  (registers the custom expectation types)
 from data_contracts.contract import Contract, ContractColumn, ContractError
+from data_contracts.expectations import ExpectColumnPairValuesToBeConverted
 
 TEXT_SUFFIX = "__text"
 
-# Type checks run on the text so that "twelve" and "12,5" are reported, not coerced.
+# Text is converted only where it matches its type's pattern, so that "twelve" and "12,5" are
+# left unconverted and reported by the type rule, not coerced.
 TYPE_PATTERNS = {
     "number": r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$",
     "integer": r"^[+-]?\d+(?:\.0*)?$",
@@ -156,9 +158,7 @@ def _column_rules(contract: Contract, column: ContractColumn) -> list[Rule]:
                 f"{name}.type",
                 name,
                 "type",
-                gxe.ExpectColumnValuesToMatchRegex(
-                    column=text_column(column), regex=TYPE_PATTERNS[column.logical_type]
-                ),
+                ExpectColumnPairValuesToBeConverted(column_A=text_column(column), column_B=name),
                 hint=TYPE_HINTS[column.logical_type],
                 logical_type=column.logical_type,
             )

@@ -24,7 +24,10 @@ import pandas as pd
 from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.exceptions import MetricProviderError
 from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.registry import get_metric_provider
 from great_expectations.validator.validator import Validator
 
 from data_contracts.expectations import expected_gs1_check_digit
@@ -115,7 +118,7 @@ def validate_rows(
     positional = view.reset_index(drop=True)
     results = _run_suite(positional, compiled)
 
-    messages: list[pd.Series] = []
+    messages: dict[int, list[str]] = {}
     failures: list[RuleFailure] = []
     table_errors: list[str] = []
     for rule in compiled.rules:
@@ -132,15 +135,16 @@ def validate_rows(
         failures.append(RuleFailure(rule.id, rule.column, rule.kind, len(positions)))
         if len(positions):
             texts = render_messages(rule, positional, positions, labels)
-            messages.append(pd.Series(texts, index=positions, dtype=object))
+            for position, text in zip(positions.tolist(), texts, strict=True):
+                messages.setdefault(position, []).append(text)
 
-    if messages:
-        joined = pd.concat(messages).groupby(level=0, sort=True).agg("; ".join)
-        errors = pd.Series(
-            joined.to_numpy(), index=row_numbers[joined.index.to_numpy()], name="_errors"
-        )
-    else:
-        errors = pd.Series([], index=pd.Index([], dtype=np.int64), dtype=object, name="_errors")
+    failing = np.array(sorted(messages), dtype=np.int64)
+    errors = pd.Series(
+        ["; ".join(messages[position]) for position in failing.tolist()],
+        index=pd.Index(row_numbers[failing]),
+        dtype=object,
+        name="_errors",
+    )
     return ValidationResult(
         rows_total=len(view),
         errors=errors,
@@ -158,25 +162,32 @@ def _run_suite(
 
     GX copies a rule's whole batch each time it filters rows (empty values, failures), and it
     filters for nearly every metric: on a batch of the one or two columns the rule reads, that
-    copy is cheap. All the batches are loaded into one execution engine and the whole suite
-    is resolved as one metric graph, so GX's fixed costs (a validator, a batch fingerprint,
-    stored results) are paid once, not once per group of rules.
+    copy is cheap. Rules that leave out the rows where their column is empty (all column map
+    rules but the required ones) share a batch from which those rows are taken out once: GX
+    then finds nothing to leave out, and copies nothing. All the batches are loaded into one
+    execution engine and the whole suite is resolved as one metric graph, so GX's fixed costs
+    (a validator, a batch fingerprint, stored results) are paid once, not once per group of
+    rules.
     """
-    groups: dict[tuple[str, ...] | None, list[Rule]] = {}
-    for rule in compiled.rules:
-        groups.setdefault(columns_read_by(rule), []).append(rule)
-    batches: dict[str, pd.DataFrame] = {}
-    batch_ids: dict[str, str] = {}
-    for index, (columns, rules) in enumerate(groups.items()):
-        batch_id = f"columns-{index}"
-        batches[batch_id] = view if columns is None else view[list(columns)]
-        batch_ids.update(dict.fromkeys((rule.id for rule in rules), batch_id))
     with _GX_LOCK:
         context = _gx_context()
+        engine = PandasExecutionEngine()
+        groups: dict[tuple[tuple[str, ...] | None, bool], list[Rule]] = {}
+        for rule in compiled.rules:
+            key = (columns_read_by(rule), _leaves_out_empty_values(rule, engine))
+            groups.setdefault(key, []).append(rule)
+        batches: dict[str, pd.DataFrame] = {}
+        batch_ids: dict[str, str] = {}
+        for index, ((columns, without_empty), rules) in enumerate(groups.items()):
+            batch_id = f"columns-{index}"
+            batch = view if columns is None else view[list(columns)]
+            if columns is not None and without_empty:
+                batch = batch[batch[columns[0]].notna()]
+            batches[batch_id] = batch
+            batch_ids.update(dict.fromkeys((rule.id for rule in rules), batch_id))
         # A name no store holds: GX writes every expectation added to a suite whose name a
         # store knows (say from add_to) through to that store, which then grows with each file.
         suite = compiled.suite(name=f"run-{uuid.uuid4().hex}", batch_ids=batch_ids)
-        engine = PandasExecutionEngine()
         for batch_id, frame in batches.items():
             engine.load_batch_data(batch_id, frame)
         validator = Validator(execution_engine=engine, data_context=context)
@@ -191,6 +202,20 @@ def _run_suite(
     if missing:
         raise RuntimeError(f"GX returned no result for rules: {', '.join(missing)}")
     return by_rule
+
+
+def _leaves_out_empty_values(rule: Rule, engine: PandasExecutionEngine) -> bool:
+    """Whether GX leaves the rows where the rule's column is empty out of the rule, as the
+    metric of every column map expectation does unless it is about empty values (its
+    ``filter_column_isnull``)."""
+    expectation = rule.expectation
+    if not isinstance(expectation, ColumnMapExpectation):
+        return False
+    try:
+        provider, _ = get_metric_provider(f"{expectation.map_metric}.condition", engine)
+    except MetricProviderError:
+        return False  # GX reports the missing metric when it runs the rule
+    return bool(getattr(provider, "filter_column_isnull", False))
 
 
 def _exception_message(result: ExpectationValidationResult) -> str | None:

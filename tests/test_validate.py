@@ -245,6 +245,59 @@ def test_typed_columns_hold_the_number_the_text_means() -> None:
     assert [None if v != v else v for v in view["quantity"]] == whole
 
 
+def test_a_typed_value_that_cannot_be_converted_breaks_its_type_rule() -> None:
+    """The type rule fails wherever the text is there and its converted value is not: digits of
+    other scripts (Python's ``\\d`` takes them, the conversion does not) and dates that match
+    the pattern but do not exist are reported, not loaded as empty values."""
+    document = {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "name": "t",
+        "version": "1",
+        "schema": [
+            {
+                "name": "t",
+                "properties": [
+                    {"name": "amount", "logicalType": "number"},
+                    {"name": "count", "logicalType": "integer"},
+                    {"name": "due", "logicalType": "date"},
+                    {"name": "flag", "logicalType": "boolean"},
+                ],
+            }
+        ],
+    }
+    compiled = compile_contract(parse_contract(document))
+    frame = pd.DataFrame(
+        {
+            "amount": ["12.50", "\u0663", "\uff11\uff12", None, "twelve"],
+            "count": ["7", "\u0667", "7.0", None, "7.5"],
+            "due": ["2026-01-31", "2026-02-30", "2026-13-01", None, "31/01/2026"],
+            "flag": ["yes", "No", "1", None, "maybe"],
+        },
+        dtype="str",
+        index=pd.RangeIndex(2, 7),
+    )
+    result = validate_rows(frame, compiled)
+    assert [(f.rule, f.kind, f.failures) for f in result.rule_failures] == [
+        ("amount.type", "type", 3),
+        ("count.type", "type", 2),
+        ("due.type", "type", 3),
+        ("flag.type", "type", 1),
+    ]
+    assert result.errors.to_dict() == {
+        3: "amount: '\u0663' is not a number; write a number like 12.50; "
+        "count: '\u0667' is not a number; write a whole number like 12; "
+        "due: '2026-02-30' is not valid; write a date like 2026-01-31",
+        4: "amount: '\uff11\uff12' is not a number; write a number like 12.50; "
+        "due: '2026-13-01' is not valid; write a date like 2026-01-31",
+        6: "amount: 'twelve' is not a number; write a number like 12.50; "
+        "count: '7.5' is not a whole number; write a whole number like 12; "
+        "due: '31/01/2026' is not valid; write a date like 2026-01-31; "
+        "flag: 'maybe' is not valid; write true or false",
+    }
+    assert list(result.valid_rows.index) == [2, 5]
+
+
 def test_validating_never_writes_to_a_stored_suite_of_the_same_name() -> None:
     """GX writes every expectation added to a suite whose name its store knows through to the
     store: validations must not add to it (it grew with every file, and each file got slower)."""
@@ -265,3 +318,25 @@ def test_validating_never_writes_to_a_stored_suite_of_the_same_name() -> None:
     for _ in range(3):
         assert validate.validate_rows(frame, compiled).rows_invalid == 0
     assert len(context.suites.get(stored.name).expectations) == len(compiled.rules)
+
+
+def test_only_rules_that_leave_out_empty_values_run_without_them() -> None:
+    """Rules GX runs on non-empty values only get a batch without the empty rows; required
+    rules, type rules and rules over two columns see every row."""
+    from great_expectations.execution_engine import PandasExecutionEngine
+
+    from tasks.validate import _leaves_out_empty_values
+
+    compiled = compile_contract(load_contract("catalog_item"))
+    engine = PandasExecutionEngine()
+    without_empty = {rule.id for rule in compiled.rules if _leaves_out_empty_values(rule, engine)}
+    every_row = {
+        rule.id
+        for rule in compiled.rules
+        if rule.kind in ("required", "type") or "column_A" in rule.expectation.configuration.kwargs
+    }
+    assert without_empty == {rule.id for rule in compiled.rules} - every_row
+    assert {"sku.unique", "gtin.pattern", "gtin_check_digit", "cost.range", "status_values"} <= (
+        without_empty
+    )
+    assert {"sku.required", "cost.type", "msrp_not_below_cost"} <= every_row
