@@ -94,7 +94,14 @@ class Settings(BaseSettings):
         description="Runs that may try to send a PO before it is marked failed.",
     )
     order_batch_size: int = Field(
-        default=1000, ge=1, le=5000, description="Orders routed, or POs sent, per task run."
+        default=2500,
+        ge=1,
+        le=5000,
+        description=(
+            "Orders routed, or POs sent, per task run (each task run costs a few tenths of a "
+            "second of Prefect's time: a sync of 10,000 orders spent 4 s in Prefect with 1,000 "
+            "per task, 1 s with 2,500)."
+        ),
     )
 
     push_batch_size: int = Field(
