@@ -9,6 +9,7 @@ others; the ledger keeps each file from being loaded twice, whatever dies half-w
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, tags
+from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from blocks.sftp import SftpServer
@@ -54,6 +55,7 @@ def catalog_sftp_ingest(
         "retries": settings.sftp_retries,
         "retry_delay_seconds": exponential_backoff(settings.sftp_retry_delay_seconds),
         "retry_jitter_factor": 0.5,
+        "retry_condition_fn": worth_retrying,
     }
     server = SftpServer.load(block or block_name(code))
     with tags(f"supplier:{code}"):
@@ -78,6 +80,19 @@ def catalog_sftp_ingest(
         "files": entries,
         "waiting": inbox.waiting if inbox else [],
     }
+
+
+def worth_retrying(_task: object, _task_run: object, state: State) -> bool:
+    """Connection trouble is tried again; what another try cannot fix is not: a folder the
+    account may not write to, a file that is gone. (A write-protected archive cost a run four
+    retries and two minutes of backoff before its warning.)"""
+    try:
+        state.result()
+    except (PermissionError, FileNotFoundError):
+        return False
+    except Exception:
+        return True
+    return True
 
 
 def _take(

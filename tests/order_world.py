@@ -4,6 +4,9 @@ connectors, the supplier sandbox, and helpers to place orders through the real i
 from __future__ import annotations
 
 import base64
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -222,3 +225,32 @@ def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
             dialect="native",
             retailer_all_or_nothing=retailer.all_or_nothing,
         )
+
+
+# --- runs killed half-way ---------------------------------------------------------------------
+
+
+def kill_once(command: list[str], env: dict[str, str], reached: Callable[[], bool]) -> bool:
+    """Run ``command`` and SIGKILL it as soon as ``reached()`` holds (within two minutes);
+    returns whether it was killed (False: it ended first)."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while process.poll() is None and not reached() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed = process.poll() is None
+    if killed:
+        process.kill()
+    process.wait(timeout=30)
+    return killed
+
+
+def run_to_the_end(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` until it exits 0, three times at most (a busy machine may leave a few
+    items to the next run); returns the last run."""
+    for _attempt in range(3):
+        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        if final.returncode == 0:
+            break
+    return final

@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from order_world import ACTOR, approve, make_world, money, order, use_sandbox
+from order_world import (
+    ACTOR,
+    approve,
+    kill_once,
+    make_world,
+    money,
+    order,
+    run_to_the_end,
+    use_sandbox,
+)
 from sqlmodel import select
 
 from flows.order_sync import order_sync
@@ -380,7 +389,6 @@ def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
     sent but not recorded."""
     import os
     import random
-    import subprocess
     import sys
     import time
 
@@ -408,26 +416,12 @@ def test_a_sync_killed_at_random_points_loses_nothing_and_sends_nothing_twice(
         if before >= total:
             break
         target = before + chooser.randint(5, 25)
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        killed_mid_send += kill_once(
+            command, env, lambda t=target: sandbox.stats.creates_stored >= t
         )
-        deadline = time.monotonic() + 120
-        while (
-            process.poll() is None
-            and sandbox.stats.creates_stored < target
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.005)
-        if process.poll() is None:
-            process.kill()
-            killed_mid_send += 1
-        process.wait(timeout=30)
         time.sleep(lease + 0.5)  # the killed run's leases run out
     assert killed_mid_send >= 2
-    for _attempt in range(3):  # a busy machine may leave a few POs to the next run
-        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        if final.returncode == 0:
-            break
+    final = run_to_the_end(command, env)
     assert final.returncode == 0, final.stdout + final.stderr
     found = pos()
     assert Counter(po.state for po in found.values()) == {"submitted": total}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_world import make_world
+from order_world import kill_once, make_world, run_to_the_end
 from push_world import (
     add_event,
     deliveries,
@@ -437,7 +437,6 @@ def test_a_push_killed_mid_delivery_loses_nothing_and_keeps_each_orders_order(
     then run again: every event reaches the receiver, each order's in order; what a killed run
     sent but did not record comes again, and the receiver's dedup by id absorbs it."""
     import os
-    import subprocess
     import sys
     import time
 
@@ -463,26 +462,10 @@ def test_a_push_killed_mid_delivery_loses_nothing_and_keeps_each_orders_order(
         command = [sys.executable, "-m", "supplyline.cli", "fulfillment", "push", "--json"]
         killed = 0
         for target in (25, 70, 110):
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 120
-            while (
-                process.poll() is None
-                and receiver.stats.requests < target
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.005)
-            if process.poll() is None:
-                process.kill()
-                killed += 1
-            process.wait(timeout=30)
+            killed += kill_once(command, env, lambda t=target: receiver.stats.requests >= t)
             time.sleep(lease + 0.5)  # the killed run's leases run out
         assert killed >= 2
-        for _attempt in range(3):
-            final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-            if final.returncode == 0:
-                break
+        final = run_to_the_end(command, env)
         assert final.returncode == 0, final.stdout + final.stderr
         arrived = received_ids(receiver)
         assert len(arrived) == total == len(set(arrived))
