@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -23,7 +22,6 @@ from blocks.sftp import SftpServer
 from flows.retailer_push import retailer_push
 from models.catalog import Supplier
 from models.db import session_scope
-from models.orders import PurchaseOrder
 from models.relationships import SupplierOrdering
 from supplyline.settings import get_settings
 from tasks.fulfillment import ACTOR, FulfillmentOutcome, apply_updates, open_pos_by_supplier
@@ -40,6 +38,7 @@ from tasks.po_connectors import (
     connector_settings,
     open_connector,
 )
+from tasks.po_overview import pos_by_supplier_and_state
 from tasks.sftp import ReadyFile
 
 
@@ -205,17 +204,10 @@ def _summary(total: FulfillmentOutcome, files: list[dict[str, Any]]) -> dict[str
 def _publish(summary: dict[str, Any], files: list[dict[str, Any]]) -> None:
     """A table of open POs by supplier and state, and a markdown report of the run."""
     with session_scope() as session:
-        rows = session.execute(
-            sa.select(Supplier.code, PurchaseOrder.state, sa.func.count())
-            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
-            .where(PurchaseOrder.supplier_order_id.is_not(None))  # type: ignore[union-attr]
-            .group_by(Supplier.code, PurchaseOrder.state)
-            .order_by(Supplier.code, PurchaseOrder.state)
-        ).all()
+        table = pos_by_supplier_and_state(session, at_supplier_only=True)
     create_table_artifact(
         key="fulfillment-sync-pos",
-        table=[{"supplier": code, "state": state, "pos": count} for code, state, count in rows]
-        or [{"supplier": "(none)", "state": "", "pos": 0}],
+        table=table,
         description="POs at suppliers by state, after this run",
     )
     lines = [

@@ -25,7 +25,7 @@ from tasks.events import emit_po_event, emit_submitted_batch
 from tasks.flow_runs import first_and_count, parameter, run_name, tag_current_run
 from tasks.po_cancel import CancelOutcome, cancel_at_supplier, due_for_cancel
 from tasks.po_connectors import ConnectorMissing, connector_settings, open_connector
-from tasks.po_overview import OPEN_PO_STATES, connection_pos
+from tasks.po_overview import OPEN_PO_STATES, connection_pos, pos_by_supplier_and_state
 from tasks.po_submit import (
     SendOutcome,
     check_sendable,
@@ -300,17 +300,11 @@ def _summary(
 
 def _publish(summary: dict[str, Any], routing: RoutingOutcome, sending: SendOutcome) -> None:
     """A table of POs by supplier and state, and a markdown report of the run."""
-    with session_scope(immediate=True) as session:
-        rows = session.execute(
-            sa.select(Supplier.code, PurchaseOrder.state, sa.func.count())
-            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
-            .group_by(Supplier.code, PurchaseOrder.state)
-            .order_by(Supplier.code, PurchaseOrder.state)
-        ).all()
+    with session_scope() as session:  # a read: no write lock for the intake to wait on
+        table = pos_by_supplier_and_state(session)
     create_table_artifact(
         key="order-sync-pos",
-        table=[{"supplier": code, "state": state, "pos": count} for code, state, count in rows]
-        or [{"supplier": "(none)", "state": "", "pos": 0}],
+        table=table,
         description="POs by supplier and state, after this run",
     )
     lines = [

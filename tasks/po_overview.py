@@ -47,6 +47,25 @@ class ConnectionPos:
         return found
 
 
+def pos_by_supplier_and_state(
+    session: Session, *, at_supplier_only: bool = False
+) -> list[dict[str, object]]:
+    """Rows of the run artifacts' table: POs per supplier and state (``at_supplier_only``: the
+    ones the supplier holds); one placeholder row when there are none."""
+    query = (
+        sa.select(Supplier.code, PurchaseOrder.state, sa.func.count())
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
+        .group_by(Supplier.code, PurchaseOrder.state)
+        .order_by(Supplier.code, PurchaseOrder.state)
+    )
+    if at_supplier_only:
+        query = query.where(PurchaseOrder.supplier_order_id.is_not(None))  # type: ignore[union-attr]
+    rows = session.execute(query).all()
+    return [{"supplier": code, "state": state, "pos": count} for code, state, count in rows] or [
+        {"supplier": "(none)", "state": "", "pos": 0}
+    ]
+
+
 def connection_pos(
     session: Session, pairs: Iterable[tuple[str, str]] | None = None
 ) -> list[ConnectionPos]:
