@@ -71,6 +71,11 @@ class SftpError(RuntimeError):
     """An SFTP operation that failed for a reason worth telling the operator."""
 
 
+class SftpRefused(SftpError):
+    """The server's host key does not match the pinned one, or it refused the login: another
+    try cannot fix it; the block's settings (or the supplier) must change."""
+
+
 class UnsafeRemoteName(SftpError):
     """A remote file name that could write outside the working folder if trusted."""
 
@@ -201,15 +206,22 @@ class SftpServer(CredentialsBlock):
             )
         except paramiko.BadHostKeyException as exc:
             ssh.close()
-            raise SftpError(
+            raise SftpRefused(
                 f"{self._where}: the server's host key has CHANGED ({exc.key.get_name()} "
                 f"{exc.key.fingerprint}); refusing to connect. If the supplier confirms a new "
                 f"key, update the block's known_hosts"
             ) from exc
+        except paramiko.AuthenticationException as exc:
+            ssh.close()
+            way = "password" if self.password else "private key"
+            raise SftpRefused(
+                f"{self._where}: the server refused the login by {way} ({exc}). Check the user "
+                f"name and the {way} with the supplier, then save the block again"
+            ) from exc
         except paramiko.SSHException as exc:
             ssh.close()
             if "not found in known_hosts" in str(exc):
-                raise SftpError(
+                raise SftpRefused(
                     f"{self._where}: the server's host key is not pinned in known_hosts; "
                     f"refusing to connect. Add its key (ssh-keyscan, checked with the supplier)"
                 ) from exc

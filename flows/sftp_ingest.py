@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger, tags
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from blocks.sftp import SftpServer
+from blocks.sftp import SftpRefused, SftpServer
 from flows.catalog_ingest import current_flow_run_id, ingest_one, tag_flow_run
 from supplyline.settings import get_settings
 from tasks.flow_runs import parameter, run_name
@@ -83,12 +83,13 @@ def catalog_sftp_ingest(
 
 
 def worth_retrying(_task: object, _task_run: object, state: State) -> bool:
-    """Connection trouble is tried again; what another try cannot fix is not: a folder the
-    account may not write to, a file that is gone. (A write-protected archive cost a run four
-    retries and two minutes of backoff before its warning.)"""
+    """Connection trouble is tried again; what another try cannot fix is not: a changed host
+    key, a refused login, a folder the account may not write to, a file that is gone. (A
+    write-protected archive cost a run four retries and two minutes of backoff before its
+    warning.)"""
     try:
         state.result()
-    except (PermissionError, FileNotFoundError):
+    except (SftpRefused, PermissionError, FileNotFoundError):
         return False
     except Exception:
         return True

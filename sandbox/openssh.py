@@ -2,9 +2,11 @@
 
 It runs ``sshd -D -f`` with its own configuration, host key and ``authorized_keys`` in a
 temporary folder, serves SFTP only (``internal-sftp``), and logs a dedicated local account in
-by key or by password. That account (``supplyline-sftp``) is created on first use and gets a
-new random password each time a server starts, so no password is ever fixed anywhere; this
-needs root, as sshd does to check passwords. The server can be stopped, killed (with its
+by key or by password. That account (``supplyline-sftp``) is created on first use with a random
+password kept in a root-only file (``PASSWORD_FILE``), made once per machine: every server,
+in this process or in another test session running beside it, logs the account in with the
+same password, so starting one server never locks another's clients out. This needs root, as
+sshd does to check passwords. The server can be stopped, killed (with its
 sessions, as a crash would) and started again on the same port with the same host key.
 """
 
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 SFTP_USER = "supplyline-sftp"
+PASSWORD_FILE = Path("/var/lib/supplyline-test-sshd/password")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -47,6 +50,21 @@ def _ensure_user() -> pwd.struct_passwd:
             capture_output=True,
         )  # fmt: skip
         return pwd.getpwnam(SFTP_USER)
+
+
+def _account_password() -> str:
+    """The account's password: made once, at random, and shared by every server on the machine."""
+    PASSWORD_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as new:
+            new.write(secrets.token_urlsafe(18))
+    for _ in range(100):  # another session may be between creating the file and writing it
+        password = PASSWORD_FILE.read_text().strip()
+        if password:
+            return password
+        time.sleep(0.01)
+    raise OpenSshUnavailable(f"{PASSWORD_FILE} stays empty; remove it to make a new password")
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -76,7 +94,7 @@ class OpenSshServer:
             raise OpenSshUnavailable("running sshd with password logins needs root")
         self.user = SFTP_USER
         self.port = free_port()
-        self.password = secrets.token_urlsafe(18)
+        self.password = _account_password()
         self.dir = Path(tempfile.mkdtemp(prefix="supplyline-sshd-"))
         self.dir.chmod(0o755)
         self.root = self.dir / "sftp"

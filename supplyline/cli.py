@@ -37,6 +37,7 @@ from tasks.suppliers import (
 )
 
 if TYPE_CHECKING:
+    from blocks.sftp import SftpServer
     from tasks.check import CheckOutcome
 
 # Great Expectations takes seconds to import: the commands that validate import it themselves.
@@ -364,6 +365,8 @@ def supplier_sftp(
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG_ERROR) from None
+    if check:
+        _check_sftp_login(server)
     name = block_name(supplier_code)
     server.save(name, overwrite=True)
     auth = "password" if password else "private key"
@@ -371,10 +374,31 @@ def supplier_sftp(
         f"saved block [bold]{name}[/bold]: {user}@{host}:{port} by {auth}, host key pinned; "
         f"inbox {inbox}, archive {archive}, errors {errors}"
     )
-    if check:
+
+
+def _check_sftp_login(server: SftpServer) -> None:
+    """Log in and list the inbox, or say why not and stop before anything is saved."""
+    import paramiko
+
+    from blocks.sftp import SftpError
+
+    where = f"sftp://{server.username}@{server.host}:{server.port}"
+    try:
         with server.get_client() as sftp:
-            files = sftp.list(inbox)
-        console.print(f"logged in: {len(files)} file(s) in {inbox}")
+            files = sftp.list(server.inbox)
+    except SftpError as exc:
+        problem = str(exc)
+    except FileNotFoundError:
+        problem = f"{where}: the inbox {server.inbox} is not there; check --inbox with the supplier"
+    except PermissionError:
+        problem = f"{where}: the account may not list the inbox {server.inbox}"
+    except (OSError, paramiko.SSHException) as exc:
+        problem = f"{where}: cannot reach the server ({exc}); check --host and --port"
+    else:
+        console.print(f"logged in: {len(files)} file(s) in {server.inbox}")
+        return
+    err_console.print(f"[red]error:[/red] {problem}. Nothing saved.")
+    raise typer.Exit(EXIT_CONFIG_ERROR)
 
 
 def _secret_from_env(variable: str | None) -> str | None:

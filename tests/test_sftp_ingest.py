@@ -391,3 +391,38 @@ def test_a_failed_move_stops_reprocessing_and_the_next_run_archives(sshd: OpenSs
     assert ledger() == {"catalog.csv": "archived"}
     assert list(acme.inbox.iterdir()) == []
     assert len(files_by_status()) == 1
+
+
+@sqlite_only
+def test_a_refused_login_is_not_retried_and_the_run_says_why(
+    sshd: OpenSshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from supplyline.settings import get_settings
+
+    monkeypatch.setenv("SUPPLYLINE_SFTP_RETRIES", "3")
+    monkeypatch.setenv("SUPPLYLINE_SFTP_RETRY_DELAY_SECONDS", "1")
+    get_settings.cache_clear()
+    acme = Supplier(sshd, "acme")
+    acme.block.private_key = None
+    acme.block.password = "not-the-password"  # type: ignore[assignment]
+    acme.block.save("supplier-acme", overwrite=True)
+
+    state = catalog_sftp_ingest(supplier="acme", stable_seconds=0, return_state=True)
+
+    assert state.is_failed()
+    with session_scope() as session:
+        last = session.exec(select(Pickup).order_by(Pickup.id.desc())).first()  # type: ignore[union-attr]
+        assert last is not None and last.status == "failed"
+        assert "refused the login by password" in (last.message or "")
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    [listing] = [run for run in runs if run.name == "list-acme"]
+    assert listing.run_count == 1, "a refused login is tried once, not retried with backoff"
+    assert listing.state is not None and listing.state.is_failed()
