@@ -42,8 +42,22 @@ def in_values(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp with its zone, written in UTC: SQLite keeps no zone, so a time with another
+    offset (a supplier's ``2026-12-09T09:00:00+01:00``) would otherwise be stored as its wall
+    time and read back an hour off. Naive times are taken to be UTC already."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+
 def timestamp_column(nullable: bool = False) -> sa.Column:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+    return sa.Column(UtcDateTime(), nullable=nullable)
 
 
 class Supplier(SQLModel, table=True):

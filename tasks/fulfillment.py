@@ -997,7 +997,7 @@ def _moment(value: Any, name: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise UpdateProblem(f"{name} {text!r} is not a time like 2026-12-06T14:30:00Z") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _lines_text(lines: dict[int, int]) -> str:

@@ -1,11 +1,13 @@
-"""Suppliers' fulfillment files (acknowledgements, shipments, cancellations): validated against
-their contracts, turned into updates, applied, and answered with an error file.
+"""Suppliers' fulfillment files (acknowledgements, shipments, deliveries, cancellations):
+validated against their contracts, turned into updates, applied, and answered with an error
+file.
 
 The file's name says what it holds: ``ack*`` (or ``acknowledgement*``) an acknowledgement,
-``ship*`` a shipment, ``cancel*`` a cancellation; CSV, JSON (an array of row objects) or JSON
-Lines, one row per PO line, the columns of ``data_contracts/po_<kind>.odcs.yaml``. The rows of
-one PO (of one shipment, for shipments) are one update, taken whole or not at all: when one of
-its rows breaks a rule, every row of it goes into the error file, the others saying so. An
+``ship*`` a shipment, ``deliver*`` deliveries, ``cancel*`` a cancellation; CSV, JSON (an array
+of row objects) or JSON Lines, one row per PO line (per shipment, for deliveries), the columns
+of ``data_contracts/po_<kind>.odcs.yaml``. The rows of one PO (of one shipment, for shipments
+and deliveries) are one update, taken whole or not at all: when one of its rows breaks a rule,
+every row of it goes into the error file, the others saying so. An
 update that contradicts what is known (a conflict) or comes too late (stale) is kept in the
 update log and its rows are in the error file too, with the reason.
 """
@@ -32,12 +34,27 @@ FILE_KINDS = {
     "ack": ("acknowledgement", "po_acknowledgement"),
     "shipment": ("shipment", "po_shipment"),
     "ship": ("shipment", "po_shipment"),
+    "deliver": ("delivery", "po_delivery"),
     "cancellation": ("cancellation", "po_cancellation"),
     "cancel": ("cancellation", "po_cancellation"),
 }
 FULFILLMENT_FILE_SUFFIXES = (".csv", ".json", ".jsonl")
-# Columns every row of one shipment must agree on.
-SHIPMENT_COLUMNS = ("carrier", "service", "tracking_number", "tracking_url", "shipped_at")
+# Files listed at the same moment are taken in this order, so that a delivery file dropped with
+# the shipment file it follows finds its shipment.
+KIND_ORDER = {"acknowledgement": 0, "shipment": 1, "delivery": 2, "cancellation": 3}
+# Per kind: the columns naming one update, the ones that may be empty (one update for the whole
+# PO), and the columns every row of one update must agree on.
+UPDATE_KEYS = {
+    "acknowledgement": ("po_number",),
+    "shipment": ("po_number", "shipment_id"),
+    "delivery": ("po_number", "shipment_id"),
+    "cancellation": ("po_number",),
+}
+OPTIONAL_KEYS = {"delivery": ("shipment_id",)}
+AGREEING_COLUMNS = {
+    "shipment": ("carrier", "service", "tracking_number", "tracking_url", "shipped_at"),
+    "delivery": ("delivered_at",),
+}
 
 
 def file_kind(name: str) -> str | None:
@@ -53,7 +70,7 @@ def file_kind(name: str) -> str | None:
 
 def not_a_fulfillment_file(name: str) -> str:
     return (
-        f"{name}: not a fulfillment file; name it ack*, ship* or cancel* with the type "
+        f"{name}: not a fulfillment file; name it ack*, ship*, deliver* or cancel* with the type "
         f"{', '.join(FULFILLMENT_FILE_SUFFIXES)} (e.g. ship-20261206.csv); left in place"
     )
 
@@ -109,12 +126,15 @@ def read_fulfillment_file(path: Path, *, file_name: str, kind: str) -> Fulfillme
     found.errors = {int(k): str(v) for k, v in validation.result.errors.items()}
     found.summary = validation.summary()
     found.raw = validation.raw.frame if validation.raw else None
-    group_by = ["po_number", "shipment_id"] if kind == "shipment" else ["po_number"]
-    keys = frame[group_by].fillna("").astype(str).apply(lambda c: c.str.strip())
+    group_by = list(UPDATE_KEYS[kind])
+    needed = [i for i, c in enumerate(group_by) if c not in OPTIONAL_KEYS.get(kind, ())]
+    keys = frame.reindex(columns=group_by).astype("string").fillna("")
+    keys = keys.apply(lambda column: column.str.strip())
     for key, rows in frame.groupby([keys[c] for c in group_by], sort=False):
         numbers = [int(n) for n in rows.index]
-        po_number = key[0] if isinstance(key, tuple) else key
-        if not all(key if isinstance(key, tuple) else (key,)):
+        values = key if isinstance(key, tuple) else (key,)
+        po_number = values[0]
+        if not all(values[i] for i in needed):
             continue  # every such row already says what is missing
         _check_rows(kind, rows, found.errors)
         broken = [n for n in numbers if n in found.errors]
@@ -201,16 +221,20 @@ def _check_rows(kind: str, rows: pd.DataFrame, errors: dict[int, str]) -> None:
                 "quantity: required with line_no (the line's cancelled units in all); leave "
                 "line_no empty to cancel the whole PO",
             )
-    if kind == "shipment":
-        differing = [c for c in SHIPMENT_COLUMNS if c in rows and rows[c].fillna("").nunique() > 1]
+    agreeing = AGREEING_COLUMNS.get(kind, ())
+    differing = [c for c in agreeing if c in rows and rows[c].fillna("").nunique() > 1]
+    if differing:
+        what = (
+            f"shipment {_value(rows.iloc[0], 'shipment_id')}"
+            if _value(rows.iloc[0], "shipment_id")
+            else f"PO {_value(rows.iloc[0], 'po_number')}"
+        )
         for number in rows.index:
-            if differing:
-                errors[int(number)] = "; ".join(
-                    f"{column}: differs between the rows of shipment "
-                    f"{_value(rows.iloc[0], 'shipment_id')}; every row of a shipment has the "
-                    f"same {column}"
-                    for column in differing
-                )
+            errors[int(number)] = "; ".join(
+                f"{column}: differs between the rows of the {kind} of {what}; every row of it "
+                f"has the same {column}"
+                for column in differing
+            )
 
 
 def _acknowledgement(rows: pd.DataFrame) -> dict[str, Any]:
@@ -249,6 +273,14 @@ def _shipment(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _delivery(rows: pd.DataFrame) -> dict[str, Any]:
+    first = rows.iloc[0]
+    return {
+        "shipment_id": _value(first, "shipment_id"),
+        "delivered_at": _value(first, "delivered_at"),
+    }
+
+
 def _cancellation(rows: pd.DataFrame) -> dict[str, Any]:
     whole = [row for _, row in rows.iterrows() if not _value(row, "line_no")]
     return {
@@ -270,6 +302,7 @@ def _cancellation(rows: pd.DataFrame) -> dict[str, Any]:
 _PAYLOADS: dict[str, Callable[[pd.DataFrame], dict[str, Any]]] = {
     "acknowledgement": _acknowledgement,
     "shipment": _shipment,
+    "delivery": _delivery,
     "cancellation": _cancellation,
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from blocks.sftp import RemoteFile as ListedFile
 from blocks.sftp import SftpClient, SftpServer, UnsafeRemoteName, check_remote_name
 from models.catalog import utcnow
 from models.db import as_utc, session_scope
@@ -29,6 +30,7 @@ from supplyline.settings import get_settings
 from tasks.error_files import ERROR_SUFFIX, SUMMARY_SUFFIX, error_file_paths, original_stem
 from tasks.fulfillment import FulfillmentOutcome
 from tasks.fulfillment_files import (
+    KIND_ORDER,
     file_kind,
     not_a_fulfillment_file,
     read_fulfillment_file,
@@ -78,7 +80,7 @@ def _look(sftp: SftpClient, supplier_id: int, folder: str, stable: float) -> Out
     now = utcnow()
     found = Outbound(len(listing), [], [], [])
     with session_scope(immediate=True) as session:
-        for remote in sorted(listing, key=lambda f: (f.mtime, f.name)):  # oldest first
+        for remote in sorted(listing, key=_taking_order):
             if is_temporary(remote.name) or is_marker(remote.name, names):
                 continue
             reason = _refusal(remote.name)
@@ -104,6 +106,13 @@ def _look(sftp: SftpClient, supplier_id: int, folder: str, stable: float) -> Out
             else:
                 found.waiting.append(remote.name)
     return found
+
+
+def _taking_order(remote: ListedFile) -> tuple[int, int, str]:
+    """Oldest first; of files from the same moment, acknowledgements, then shipments, then
+    deliveries, then cancellations (a delivery dropped with its shipment file finds it)."""
+    kind = file_kind(remote.name)
+    return (remote.mtime, KIND_ORDER.get(kind or "", len(KIND_ORDER)), remote.name)
 
 
 def _refusal(name: str) -> str | None:

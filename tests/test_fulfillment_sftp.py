@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pwd
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -54,6 +55,12 @@ class Folders:
         path.write_text(content)
         account = pwd.getpwnam(self.user)
         os.chown(path, account.pw_uid, account.pw_gid)
+
+    def at_one_moment(self, *names: str) -> None:
+        """Give these files one modification time, as files dropped within a second have."""
+        moment = int(time.time()) - 60
+        for name in names:
+            os.utime(self.outbound / name, (moment, moment))
 
 
 def csv_text(*rows: dict[str, object]) -> str:
@@ -201,6 +208,9 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
     )
     folders.drop("cancel-broken.json", '{"po_number": "PO-ACME-00000001"')
     folders.drop("readme.txt", "not a fulfillment file")
+    folders.at_one_moment(
+        "ack-001.csv", "cancel-001.csv", "ship-001.json", "ship-bad.csv", "cancel-broken.json"
+    )
 
     summary = fulfillment_sync(stable_seconds=0)
     assert summary["files"] == 5
@@ -282,9 +292,9 @@ def test_outbound_files_are_applied_once_and_answered(folders: Folders) -> None:
         ledger = {r.name.rsplit("/", 1)[-1]: r.state for r in session.exec(select(RemoteFile))}
     assert shipment.tracking_number == "1Z001"
     assert [(u.source, u.outcome) for u in logged] == [
-        ("sftp:ack-001.csv", "applied"),
-        ("sftp:cancel-001.csv", "applied"),
+        ("sftp:ack-001.csv", "applied"),  # files of one moment: acks, shipments, cancellations
         ("sftp:ship-001.json", "applied"),
+        ("sftp:cancel-001.csv", "applied"),
         ("sftp:ack-002.csv", "applied"),
         ("sftp:ship-002.csv", "conflict"),
     ]
@@ -377,3 +387,65 @@ def test_a_file_applied_but_not_answered_is_answered_later_not_applied_again(
         [row] = session.exec(select(RemoteFile)).all()
         assert len(session.exec(select(SupplierUpdate)).all()) == 1
     assert row.state == "archived"
+
+
+def test_delivery_files_close_shipments_even_when_dropped_with_them(folders: Folders) -> None:
+    make_world()
+    result = runner.invoke(
+        app,
+        ["supplier", "orders", "acme", "--sftp", "--folder", str(folders.orders),
+         "--outbound", str(folders.outbound)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    order("O1", ("A-1", 2), ("SHARED", 1))
+    order_sync()
+    ship = {"po_number": "PO-ACME-00000001", "carrier": "UPS", "shipped_at": "2026-12-06"}
+    folders.drop(
+        "ship-200.csv",
+        csv_text(
+            ship | {"shipment_id": "S1", "tracking_number": "1Z201", "line_no": 1, "quantity": 2},
+            ship | {"shipment_id": "S2", "tracking_number": "1Z202", "line_no": 2, "quantity": 1},
+        ),
+    )
+    # Named to sort before the shipment file, and dropped at the same second: taken after it.
+    delivered = {"po_number": "PO-ACME-00000001"}
+    folders.drop(
+        "deliver-200.csv",
+        csv_text(
+            delivered | {"shipment_id": "S1", "delivered_at": "2026-12-08T16:05:00Z"},
+            delivered | {"shipment_id": "S9", "delivered_at": "2026-12-08"},
+            delivered | {"shipment_id": "S2", "delivered_at": "2026-12-08"},
+            delivered | {"shipment_id": "S2", "delivered_at": "2026-12-09"},
+            {"po_number": "", "shipment_id": "S1", "delivered_at": "tomorrow"},
+        ),
+    )
+    folders.at_one_moment("ship-200.csv", "deliver-200.csv")
+
+    summary = fulfillment_sync(stable_seconds=0)
+
+    # Shipments S1 and S2, then the delivery of S1; S9 was never shipped.
+    assert (summary["updates_applied"], summary["updates_conflict"]) == (3, 1)
+    assert po("PO-ACME-00000001").state == "shipped"  # S2 is not delivered yet
+    assert line_values("PO-ACME-00000001", "delivered_quantity") == [2, 0]
+    errors = {row["_row"]: row["_errors"] for row in error_rows(folders.errors, "deliver-200")}
+    assert errors.keys() == {"3", "4", "5", "6"}
+    assert errors["3"].startswith("conflict: delivery of shipment S9, which is not known")
+    assert "delivered_at: differs between the rows of the delivery of shipment S2" in errors["4"]
+    assert errors["4"] == errors["5"]
+    assert "po_number" in errors["6"] and "delivered_at" in errors["6"]
+
+    # Without a shipment id: every shipment of the PO so far.
+    folders.drop(
+        "deliver-201.json",
+        json.dumps([delivered | {"delivered_at": "2026-12-09T09:00:00+01:00"}]),
+    )
+    summary = fulfillment_sync(stable_seconds=0)
+    assert summary["updates_applied"] == 1
+    assert po("PO-ACME-00000001").state == "delivered"
+    assert line_values("PO-ACME-00000001", "delivered_quantity") == [2, 1]
+    with session_scope() as session:
+        delivered = {s.supplier_shipment_id: s.delivered_at for s in session.exec(select(Shipment))}
+    assert delivered["S1"] is not None and delivered["S1"].day == 8
+    assert delivered["S2"] is not None and (delivered["S2"].day, delivered["S2"].hour) == (9, 8)
+    again = fulfillment_sync(stable_seconds=0)
+    assert again["files"] == 0
