@@ -53,7 +53,7 @@ from models.orders import (
 )
 from tasks.funds import release_funds, release_line_funds
 from tasks.orders import refresh_order_status
-from tasks.po_states import move_pos
+from tasks.po_states import lock_orders_of, move_pos
 
 ACTOR = "fulfillment-sync"
 UPDATE_KINDS = ("acknowledgement", "shipment", "cancellation", "delivery")
@@ -227,7 +227,13 @@ def apply_updates(
         updates = [u for u in updates if u.dedupe_key not in known]
     if not updates:
         return outcome
-    pos = _load(session, supplier_id, {u.po_number for u in updates})
+    po_numbers = {u.po_number for u in updates}
+    named = sa.select(PurchaseOrder.id).where(
+        PurchaseOrder.supplier_id == supplier_id,
+        PurchaseOrder.po_number.in_(sorted(po_numbers)),  # type: ignore[attr-defined]
+    )
+    lock_orders_of(session, named)  # before the POs' own rows
+    pos = _load(session, supplier_id, po_numbers)
     now = utcnow()
     log: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -877,6 +883,7 @@ def cancel_open_lines(
             for line, total in cancelled
         ],
     )
+    lock_orders_of(session, [po_id])
     session.execute(
         sa.insert(PoEvent).values(
             po_id=po_id,

@@ -3,6 +3,10 @@ UPDATEs on the state read, each change written to ``po_event`` in the same trans
 
 A change that lost a race (another run moved the PO first) changes nothing and is not
 reported as done: callers get back the ids that really moved.
+
+Whatever writes a ``po_event`` first locks the PO's order (:func:`lock_orders_of`), so an
+order's events become visible in the order of their ids, which is the order the retailer
+push sends them in.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.catalog import utcnow
-from models.orders import PO_STATES, PO_TRANSITIONS, PoEvent, PurchaseOrder
+from models.orders import PO_STATES, PO_TRANSITIONS, PoEvent, PurchaseOrder, RetailOrder
 
 
 class InvalidTransition(ValueError):
@@ -34,6 +38,40 @@ def check_transition(po_number: str, from_state: str, to_state: str) -> None:
         raise ValueError(f"{to_state!r} is not a PO state")
     if to_state not in PO_TRANSITIONS[from_state]:
         raise InvalidTransition(po_number, from_state, to_state)
+
+
+def lock_orders_of(session: Session, po_ids: Iterable[int] | sa.Select[Any]) -> None:
+    """Hold the orders of these POs (ids, or a query of ids) until the transaction ends,
+    before writing their events.
+
+    Event ids come from a sequence when a row is inserted, but rows show when their
+    transaction commits: on PostgreSQL two transactions writing events for POs of one order
+    (two suppliers' updates, say) could commit out of id order, and the push, having sent the
+    later event, would send the earlier one after it. With the order locked, the second writer
+    waits for the first to commit before it takes its ids. Orders are locked in id order and
+    before their POs' rows, so writers never wait on each other in a circle; a transaction that
+    writes events in several steps locks all of its orders first. SQLite has one writer at a
+    time already.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    order_of = sa.select(PurchaseOrder.order_id)
+    order_ids: set[int] = set()
+    if isinstance(po_ids, sa.Select):
+        order_ids.update(session.execute(order_of.where(PurchaseOrder.id.in_(po_ids))).scalars())  # type: ignore[union-attr]
+    else:
+        ids = sorted(set(po_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            order_ids.update(session.execute(order_of.where(PurchaseOrder.id.in_(chunk))).scalars())  # type: ignore[union-attr]
+    ordered = sorted(order_ids)
+    for start in range(0, len(ordered), 500):
+        session.execute(
+            sa.select(RetailOrder.id)
+            .where(RetailOrder.id.in_(ordered[start : start + 500]))  # type: ignore[union-attr]
+            .order_by(RetailOrder.id)  # type: ignore[arg-type]
+            .with_for_update(key_share=True)
+        )
 
 
 def move_pos(
@@ -56,6 +94,7 @@ def move_pos(
     for po_id, state in current:
         check_transition(f"#{po_id}", state, to_state)
         by_state[state].append(po_id)
+    lock_orders_of(session, [po_id for ids in by_state.values() for po_id in ids])
     now = utcnow()
     common = {"state": to_state, "updated_at": now, **(values or {})}
     if reason is not None:
@@ -93,6 +132,7 @@ def record_created(
         for po_id, state, reason in created
     ]
     if rows:
+        lock_orders_of(session, [row["po_id"] for row in rows])
         session.execute(sa.insert(PoEvent), rows)
 
 

@@ -34,7 +34,7 @@ from models.orders import OrderLine, PurchaseOrder, RetailOrder
 from models.relationships import RetailerConnection
 from supplyline.settings import get_settings
 from tasks.funds import AwaitingPurchase, Purchased, decide_purchases
-from tasks.po_states import move_pos
+from tasks.po_states import lock_orders_of, move_pos
 from tasks.routing import hold_reason
 
 SendFunction = Callable[..., SupplierOrder]
@@ -274,6 +274,7 @@ def record_results(session: Session, results: list[SendResult], *, actor: str) -
     """Write what the sends did (see the module doc); the caller commits, in a transaction
     that holds SQLite's write lock (``session_scope(immediate=True)``)."""
     outcome = SendOutcome()
+    lock_orders_of(session, [r.po.id for r in results])  # once, for every move below
     _record_sent(session, [r for r in results if r.order is not None], outcome, actor=actor)
     for result in results:
         if result.rejected is not None:
