@@ -26,10 +26,11 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from blocks.retailer_webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from sandbox.loopback import LoopbackHttpService
 
 WEBHOOK_PATH = "/webhook"
 
@@ -55,7 +56,7 @@ class ReceiverStats:
 
 
 @dataclass
-class RetailerWebhookSandbox:
+class RetailerWebhookSandbox(LoopbackHttpService):
     """The receiver; use it as a context manager (it listens on 127.0.0.1 only)."""
 
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -70,31 +71,13 @@ class RetailerWebhookSandbox:
         self._drop = False
         self._fail_after_storing = False
         self._answers: dict[str, int] = {}
-        self._server: ThreadingHTTPServer | None = None
 
     # --- running -----------------------------------------------------------------------------
 
-    def start(self) -> RetailerWebhookSandbox:
-        handler = type("Handler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever, name="retailer-webhook-sandbox", daemon=True
-        ).start()
-        return self
+    thread_name = "retailer-webhook-sandbox"
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> RetailerWebhookSandbox:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:

@@ -42,12 +42,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from blocks.supplier_api import signature
+from sandbox.loopback import LoopbackHttpService
 
 API_PREFIX = "/v1"
 MAX_CLOCK_SKEW_SECONDS = 300
@@ -133,7 +134,7 @@ class SandboxStats:
 
 
 @dataclass
-class SupplierSandbox:
+class SupplierSandbox(LoopbackHttpService):
     """The sandbox server; use it as a context manager (it listens on 127.0.0.1 only)."""
 
     database: Path
@@ -156,34 +157,17 @@ class SupplierSandbox:
         self._random = random.Random(self.faults.seed)
         self._nonces: dict[str, float] = {}
         self._recent: list[float] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- running -----------------------------------------------------------------------------
 
-    def start(self) -> SupplierSandbox:
-        handler = type("Handler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="supplier-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
+    thread_name = "supplier-sandbox"
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         self._db.close()
-
-    def __enter__(self) -> SupplierSandbox:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
