@@ -12,7 +12,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.db import session_scope
-from supplyline.settings import get_settings
 from tasks.events import emit_supplier_event
 from tasks.feed_health import FeedRules, SupplierFeed, supplier_feeds
 from tasks.flow_runs import run_name, tag_current_run
@@ -54,14 +53,7 @@ def feed_health(
     ``stale_hours``: per supplier code, how long it may go without sending a file;
     ``default_stale_hours``: for the others (default SUPPLYLINE_FEED_STALE_HOURS).
     """
-    settings = get_settings()
-    rules = FeedRules(
-        stale_hours=default_stale_hours or settings.feed_stale_hours,
-        recent_files=settings.feed_recent_files,
-        baseline_files=settings.feed_baseline_files,
-        rejection_jump=settings.feed_rejection_jump,
-        stale_hours_by_supplier=stale_hours or {},
-    )
+    rules = FeedRules.from_settings(default_stale_hours, stale_hours)
     feeds = check_feeds(rules, suppliers)
     raised = raise_feed_events(feeds)
     troubled = [f for f in feeds if f.stale or f.rejection_jump]

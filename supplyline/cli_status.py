@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from models.db import session_scope
-from supplyline.settings import get_settings
 from tasks.feed_health import FeedRules, supplier_feeds
 from tasks.po_overview import connection_pos
 
@@ -35,13 +34,7 @@ def status(
 ) -> None:
     """Per supplier the last file, last success and rejection rate; per connection the open POs
     and the oldest unsent one. Exit 1 when a feed is stale or its rejection rate jumped."""
-    settings = get_settings()
-    rules = FeedRules(
-        stale_hours=stale_hours or settings.feed_stale_hours,
-        recent_files=settings.feed_recent_files,
-        baseline_files=settings.feed_baseline_files,
-        rejection_jump=settings.feed_rejection_jump,
-    )
+    rules = FeedRules.from_settings(stale_hours)
     with session_scope() as session:
         feeds = supplier_feeds(session, rules, now=datetime.now(UTC))
         connections = connection_pos(session)

@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from models.catalog import APPLIED_STATUSES, CatalogFile, Supplier
 from models.db import as_utc
+from supplyline.settings import get_settings
 
 # Files that say nothing about the supplier's data: not finished, our failure, or a resend.
 UNCOUNTED_STATUSES = ("processing", "failed", "duplicate")
@@ -42,6 +43,23 @@ class FeedRules:
     baseline_files: int
     rejection_jump: float
     stale_hours_by_supplier: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls,
+        stale_hours: float | None = None,
+        stale_hours_by_supplier: Mapping[str, float] | None = None,
+    ) -> FeedRules:
+        """The SUPPLYLINE_FEED_* settings, with a default stale time and per-supplier ones
+        given here taking precedence."""
+        settings = get_settings()
+        return cls(
+            stale_hours=stale_hours or settings.feed_stale_hours,
+            recent_files=settings.feed_recent_files,
+            baseline_files=settings.feed_baseline_files,
+            rejection_jump=settings.feed_rejection_jump,
+            stale_hours_by_supplier=stale_hours_by_supplier or {},
+        )
 
     def stale_hours_for(self, code: str) -> float:
         return float(self.stale_hours_by_supplier.get(code, self.stale_hours))
