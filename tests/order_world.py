@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +226,26 @@ def order(order_id: str, *lines: tuple[str, int], **options: object) -> None:
             dialect="native",
             retailer_all_or_nothing=retailer.all_or_nothing,
         )
+
+
+def run_twice_at_once(work: Callable[[], object], *, timeout: float = 300) -> None:
+    """Run ``work`` on two threads released together; a failure on either fails the test here."""
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait()
+            work()
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not failures, failures
 
 
 # --- runs killed half-way ---------------------------------------------------------------------

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_world import make_world, money, native_order, order, place, use_sandbox
+from order_world import (
+    make_world,
+    money,
+    native_order,
+    order,
+    place,
+    run_twice_at_once,
+    use_sandbox,
+)
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -629,8 +637,6 @@ def test_the_sandbox_moves_orders_along_over_http(sandbox: SupplierSandbox) -> N
 def test_two_runs_applying_the_same_updates_at_once_change_things_once(
     sandbox: SupplierSandbox,
 ) -> None:
-    import threading
-
     make_world()
     save_block(sandbox)
     order("O1", ("A-1", 2))
@@ -644,22 +650,7 @@ def test_two_runs_applying_the_same_updates_at_once_change_things_once(
         ),
         UpdateIn(number, "shipment", _shipment("S1", "1Z1", (1, 2))),
     ]
-    start = threading.Barrier(2)
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            _apply(*updates)
-        except BaseException as exc:  # reported below, on the test's thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    run_twice_at_once(lambda: _apply(*updates))
     with session_scope() as session:
         outcomes = sorted(u.outcome for u in session.exec(select(SupplierUpdate)))
         [shipment] = session.exec(select(Shipment)).all()

@@ -4,7 +4,6 @@ HTTP, purchase rules, rejections, faults, and exactly once under retries and con
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from order_world import (
     money,
     order,
     run_to_the_end,
+    run_twice_at_once,
     use_sandbox,
 )
 from sqlmodel import select
@@ -294,20 +294,7 @@ def test_two_syncs_at_once_send_each_po_once(sandbox: SupplierSandbox) -> None:
     save_block(sandbox)
     for n in range(200):
         order(f"C-{n}", ("A-1", 1), ("SHARED", 1))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            order_sync(batch_size=40)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_twice_at_once(lambda: order_sync(batch_size=40))
     order_sync()
     found = pos()
     assert len(found) == 200

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from order_world import kill_once, make_world, run_to_the_end
+from order_world import kill_once, make_world, run_to_the_end, run_twice_at_once
 from push_world import (
     add_event,
     deliveries,
@@ -305,28 +305,13 @@ def _connector_id(code: str) -> int:
 
 
 def test_two_pushes_at_once_deliver_each_event_once_in_order(retry_at_once: None) -> None:
-    import threading
-
     with RetailerWebhookSandbox(latency_seconds=0.002) as receiver:
         native = native_world(receiver)
         for n in range(12):
             order_through(native, f"C-{n}", ("A-1", 2))
             life_of(f"C-{n}")
         receiver.answer(event_key(events_of("C-3")[4]), 503)  # one order waits for a retry
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                retailer_push(batch_size=7)
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-        assert not errors, errors
+        run_twice_at_once(lambda: retailer_push(batch_size=7))
         receiver.answer_normally()
         retailer_push()
         assert receiver.stats.duplicates == 0
