@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +30,27 @@ def add_retailer(code: str, *, fail: bool = False) -> Callable[[Session], str]:
     return work
 
 
+def queued_behind_a_held_commit(
+    group: GroupCommit, pool: ThreadPoolExecutor, writes: list[Callable[[Session], object]]
+) -> tuple[Future[object], list[Future[object]]]:
+    """Hold the group's commit open with a first write (retailer ``first``), queue ``writes``
+    behind it, then let the commit go: the queued writes share the next commit."""
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def slow_first(session: Session) -> str:
+        first_started.set()
+        release_first.wait(10)
+        return add_retailer("first")(session)
+
+    first = pool.submit(group.run, slow_first)
+    assert first_started.wait(10)
+    queued = [pool.submit(group.run, write) for write in writes]
+    while len(group._pending) < len(writes):  # every one waits behind the first commit
+        threading.Event().wait(0.01)
+    release_first.set()
+    return first, queued
+
+
 def stored_codes() -> set[str]:
     with session_scope() as session:
         return set(session.execute(sa.select(Retailer.code)).scalars())
@@ -39,20 +60,10 @@ def test_writes_queued_behind_a_commit_share_the_next_one() -> None:
     group = GroupCommit()
     commits: list[int] = []
     sa.event.listen(get_engine(), "commit", lambda _conn: commits.append(1))
-    first_started, release_first = threading.Event(), threading.Event()
-
-    def slow_first(session: Session) -> str:
-        first_started.set()
-        release_first.wait(10)
-        return add_retailer("first")(session)
-
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(group.run, slow_first)
-        assert first_started.wait(10)
-        queued = [pool.submit(group.run, add_retailer(f"r{n}", fail=n == 3)) for n in range(6)]
-        while len(group._pending) < 6:  # all six wait behind the first commit
-            threading.Event().wait(0.01)
-        release_first.set()
+        first, queued = queued_behind_a_held_commit(
+            group, pool, [add_retailer(f"r{n}", fail=n == 3) for n in range(6)]
+        )
         assert first.result(10) == "first"
         results = []
         for n, future in enumerate(queued):
@@ -95,23 +106,10 @@ def break_the_commit(session: Session) -> None:
 
 def test_a_failed_commit_fails_every_write_of_its_batch() -> None:
     group = GroupCommit()
-    first_started, release_first = threading.Event(), threading.Event()
-
-    def slow_first(session: Session) -> str:
-        first_started.set()
-        release_first.wait(10)
-        return add_retailer("first")(session)
-
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(group.run, slow_first)
-        assert first_started.wait(10)
-        batch = [
-            pool.submit(group.run, add_retailer("kept-out")),
-            pool.submit(group.run, break_the_commit),
-        ]
-        while len(group._pending) < 2:
-            threading.Event().wait(0.01)
-        release_first.set()
+        first, batch = queued_behind_a_held_commit(
+            group, pool, [add_retailer("kept-out"), break_the_commit]
+        )
         assert first.result(10) == "first"
         for future in batch:
             with pytest.raises(sa.exc.IntegrityError):
