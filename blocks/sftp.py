@@ -207,7 +207,7 @@ class SftpServer(CredentialsBlock):
         except paramiko.BadHostKeyException as exc:
             ssh.close()
             raise SftpRefused(
-                f"{self._where}: the server's host key has CHANGED ({exc.key.get_name()} "
+                f"{self.address}: the server's host key has CHANGED ({exc.key.get_name()} "
                 f"{exc.key.fingerprint}); refusing to connect. If the supplier confirms a new "
                 f"key, update the block's known_hosts"
             ) from exc
@@ -215,14 +215,14 @@ class SftpServer(CredentialsBlock):
             ssh.close()
             way = "password" if self.password else "private key"
             raise SftpRefused(
-                f"{self._where}: the server refused the login by {way} ({exc}). Check the user "
+                f"{self.address}: the server refused the login by {way} ({exc}). Check the user "
                 f"name and the {way} with the supplier, then save the block again"
             ) from exc
         except paramiko.SSHException as exc:
             ssh.close()
             if "not found in known_hosts" in str(exc):
                 raise SftpRefused(
-                    f"{self._where}: the server's host key is not pinned in known_hosts; "
+                    f"{self.address}: the server's host key is not pinned in known_hosts; "
                     f"refusing to connect. Add its key (ssh-keyscan, checked with the supplier)"
                 ) from exc
             raise
@@ -238,7 +238,8 @@ class SftpServer(CredentialsBlock):
             ssh.close()
 
     @property
-    def _where(self) -> str:
+    def address(self) -> str:
+        """Where messages say the server is: ``sftp://user@host:port`` (never a secret)."""
         return f"sftp://{self.username}@{self.host}:{self.port}"
 
     def _private_key(self) -> paramiko.PKey | None:
@@ -254,12 +255,12 @@ class SftpServer(CredentialsBlock):
                 return key_class.from_private_key(io.StringIO(text), password=passphrase)
             except paramiko.PasswordRequiredException:
                 raise SftpError(
-                    f"{self._where}: the private key is encrypted; set its passphrase"
+                    f"{self.address}: the private key is encrypted; set its passphrase"
                 ) from None
             except (paramiko.SSHException, ValueError) as exc:
                 problems.append(f"{key_class.__name__}: {exc}")
         raise SftpError(
-            f"{self._where}: the private key cannot be read as Ed25519, ECDSA or RSA "
+            f"{self.address}: the private key cannot be read as Ed25519, ECDSA or RSA "
             f"({'; '.join(problems)})"
         )
 

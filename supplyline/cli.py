@@ -382,7 +382,7 @@ def _check_sftp_login(server: SftpServer) -> None:
 
     from blocks.sftp import SftpError
 
-    where = f"sftp://{server.username}@{server.host}:{server.port}"
+    where = server.address
     try:
         with server.get_client() as sftp:
             files = sftp.list(server.inbox)
