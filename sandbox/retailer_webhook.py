@@ -19,10 +19,8 @@ as a retailer's system should.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from blocks.retailer_webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
-from sandbox.loopback import LoopbackHttpService
+from sandbox.loopback import JsonHandler, LoopbackHttpService
 
 WEBHOOK_PATH = "/webhook"
 
@@ -166,12 +164,8 @@ class RetailerWebhookSandbox(LoopbackHttpService):
         return 200, {"received": event_id, "duplicate": kept is not None}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     sandbox: RetailerWebhookSandbox
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
     def do_GET(self) -> None:
         if self.path == "/_sandbox/events":
@@ -180,8 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"message": f"no endpoint GET {self.path}"})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         if self.path == WEBHOOK_PATH:
             answer = self.sandbox._receive(self.headers, raw)
             if answer is None:
@@ -201,16 +194,3 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"down": False})
         else:
             self._send(404, {"message": f"no endpoint POST {self.path}"})
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)

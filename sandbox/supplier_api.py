@@ -31,12 +31,10 @@ all that is open), ``/deliver`` (``{"shipment_id": ...}``, or all), ``/cancel`` 
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import random
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -48,7 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from blocks.supplier_api import signature
-from sandbox.loopback import LoopbackHttpService
+from sandbox.loopback import JsonHandler, LoopbackHttpService
 
 API_PREFIX = "/v1"
 MAX_CLOCK_SKEW_SECONDS = 300
@@ -663,13 +661,8 @@ def _admin_action(
     raise ValueError(f"no action {action!r}: acknowledge, ship, deliver or cancel")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     sandbox: SupplierSandbox
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: a load test makes thousands of requests."""
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -681,8 +674,7 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         parts = urlsplit(self.path)
         path = parts.path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         if path.startswith("/_sandbox/"):
             self._admin(method, path, raw)
             return
@@ -768,20 +760,3 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(422, {"code": "bad_request", "message": str(exc)})
         else:
             self._send(404, {"code": "not_found", "message": f"no endpoint {method} {path}"})
-
-    def _send(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
