@@ -14,7 +14,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 from stdnum import ean
 
-from data_contracts.contract import load_contract, parse_contract
+from data_contracts.contract import Contract, load_contract, parse_contract
 from data_contracts.suite import compile_contract, validation_view
 from tasks.validate import ValidationResult, validate_rows
 
@@ -196,37 +196,33 @@ class ExpectColumnValuesToFailToCompute(ColumnMapExpectation):
     success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
 
 
+def contract_of(*properties: dict[str, object]) -> Contract:
+    """A one-table contract ``t`` with these properties."""
+    return parse_contract(
+        {
+            "apiVersion": "v3.0.2",
+            "kind": "DataContract",
+            "name": "t",
+            "version": "1",
+            "schema": [{"name": "t", "properties": list(properties)}],
+        }
+    )
+
+
 def test_a_rule_gx_could_not_run_is_an_error_not_a_pass() -> None:
     """GX reports a metric that raised under the metric's id, with no failing rows."""
-    document = {
-        "apiVersion": "v3.0.2",
-        "kind": "DataContract",
-        "name": "t",
-        "version": "1",
-        "schema": [
-            {
-                "name": "t",
-                "properties": [
-                    {
-                        "name": "x",
-                        "logicalType": "string",
-                        "quality": [
-                            {
-                                "name": "x_computes",
-                                "type": "custom",
-                                "engine": "greatExpectations",
-                                "implementation": {
-                                    "type": "expect_column_values_to_fail_to_compute",
-                                    "kwargs": {"column": "x"},
-                                },
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
+    quality = {
+        "name": "x_computes",
+        "type": "custom",
+        "engine": "greatExpectations",
+        "implementation": {
+            "type": "expect_column_values_to_fail_to_compute",
+            "kwargs": {"column": "x"},
+        },
     }
-    compiled = compile_contract(parse_contract(document))
+    compiled = compile_contract(
+        contract_of({"name": "x", "logicalType": "string", "quality": [quality]})
+    )
     frame = pd.DataFrame({"x": ["a", "b"]}, dtype="str", index=pd.RangeIndex(2, 4))
     with pytest.raises(RuntimeError, match=r"rule x_computes could not run: .*the metric broke"):
         validate_rows(frame, compiled)
@@ -249,24 +245,14 @@ def test_a_typed_value_that_cannot_be_converted_breaks_its_type_rule() -> None:
     """The type rule fails wherever the text is there and its converted value is not: digits of
     other scripts (Python's ``\\d`` takes them, the conversion does not) and dates that match
     the pattern but do not exist are reported, not loaded as empty values."""
-    document = {
-        "apiVersion": "v3.0.2",
-        "kind": "DataContract",
-        "name": "t",
-        "version": "1",
-        "schema": [
-            {
-                "name": "t",
-                "properties": [
-                    {"name": "amount", "logicalType": "number"},
-                    {"name": "count", "logicalType": "integer"},
-                    {"name": "due", "logicalType": "date"},
-                    {"name": "flag", "logicalType": "boolean"},
-                ],
-            }
-        ],
-    }
-    compiled = compile_contract(parse_contract(document))
+    compiled = compile_contract(
+        contract_of(
+            {"name": "amount", "logicalType": "number"},
+            {"name": "count", "logicalType": "integer"},
+            {"name": "due", "logicalType": "date"},
+            {"name": "flag", "logicalType": "boolean"},
+        )
+    )
     frame = pd.DataFrame(
         {
             "amount": ["12.50", "\u0663", "\uff11\uff12", None, "twelve"],
