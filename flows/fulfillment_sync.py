@@ -21,7 +21,7 @@ from sqlmodel import select
 from blocks.sftp import SftpServer
 from flows.retailer_push import retailer_push
 from models.catalog import Supplier
-from models.db import session_scope
+from models.db import chunked, session_scope
 from models.relationships import SupplierOrdering
 from supplyline.settings import get_settings
 from tasks.fulfillment import ACTOR, FulfillmentOutcome, apply_updates, open_pos_by_supplier
@@ -130,8 +130,7 @@ def fulfillment_sync(
     for code, supplier_id, connector, open_pos in _suppliers():
         try:
             if connector.kind == "rest_api":
-                for start in range(0, len(open_pos), size):
-                    batch = open_pos[start : start + size]
+                for batch in chunked(open_pos, size):
                     total.add(poll_supplier_batch(code, supplier_id, connector, batch, batch[0][0]))
                 continue
             outbound = list_outbound(code, supplier_id, connector, stable)

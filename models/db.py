@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,6 +76,13 @@ def engine_for(url: str) -> Engine:
         sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``: statements with one parameter per item stay under the
+    databases' limits (SQLite's 32,766 variables, PostgreSQL's 65,535)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def get_engine() -> Engine:

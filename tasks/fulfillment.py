@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.catalog import utcnow
-from models.db import as_utc
+from models.db import as_utc, chunked
 from models.orders import (
     FINAL_PO_STATES,
     OPEN_SENT_PO_STATES,
@@ -631,12 +631,12 @@ def _state_reason(po: _Po) -> str:
 def _known_keys(session: Session, supplier_id: int, keys: set[str]) -> set[str]:
     found: set[str] = set()
     ordered = sorted(keys)
-    for start in range(0, len(ordered), 500):
+    for chunk in chunked(ordered, 500):
         found.update(
             session.execute(
                 sa.select(SupplierUpdate.dedupe_key).where(
                     SupplierUpdate.supplier_id == supplier_id,
-                    SupplierUpdate.dedupe_key.in_(ordered[start : start + 500]),  # type: ignore[attr-defined]
+                    SupplierUpdate.dedupe_key.in_(chunk),  # type: ignore[attr-defined]
                 )
             ).scalars()
         )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.catalog import utcnow
+from models.db import chunked
 from models.orders import PO_STATES, PO_TRANSITIONS, PoEvent, PurchaseOrder, RetailOrder
 
 
@@ -61,14 +62,13 @@ def lock_orders_of(session: Session, po_ids: Iterable[int] | sa.Select[Any]) -> 
         order_ids.update(session.execute(order_of.where(PurchaseOrder.id.in_(po_ids))).scalars())  # type: ignore[union-attr]
     else:
         ids = sorted(set(po_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in chunked(ids, 500):
             order_ids.update(session.execute(order_of.where(PurchaseOrder.id.in_(chunk))).scalars())  # type: ignore[union-attr]
     ordered = sorted(order_ids)
-    for start in range(0, len(ordered), 500):
+    for chunk in chunked(ordered, 500):
         session.execute(
             sa.select(RetailOrder.id)
-            .where(RetailOrder.id.in_(ordered[start : start + 500]))  # type: ignore[union-attr]
+            .where(RetailOrder.id.in_(chunk))  # type: ignore[union-attr]
             .order_by(RetailOrder.id)  # type: ignore[arg-type]
             .with_for_update(key_share=True)
         )
@@ -138,8 +138,7 @@ def record_created(
 
 def _update(session: Session, ids: list[int], from_state: str, values: dict[str, Any]) -> list[int]:
     moved: list[int] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in chunked(ids, 500):
         result = session.execute(
             sa.update(PurchaseOrder)
             .where(PurchaseOrder.id.in_(chunk), PurchaseOrder.state == from_state)  # type: ignore[union-attr]

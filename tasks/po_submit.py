@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 
 from blocks.supplier_api import SupplierApiError, SupplierOrder, SupplierRejected
 from models.catalog import Supplier, utcnow
+from models.db import chunked
 from models.orders import OrderLine, PurchaseOrder, RetailOrder
 from models.relationships import RetailerConnection
 from supplyline.settings import get_settings
@@ -170,8 +171,7 @@ def claim(session: Session, po_ids: list[int], *, lease_seconds: float) -> list[
     commits before sending."""
     now = utcnow()
     claimed_ids: list[int] = []
-    for start in range(0, len(po_ids), 500):
-        chunk = po_ids[start : start + 500]
+    for chunk in chunked(po_ids, 500):
         result = session.execute(
             sa.update(PurchaseOrder)
             .where(
@@ -337,12 +337,12 @@ def _record_sent(
     now = utcnow()
     owned: set[int] = set()
     ids = [r.po.id for r in sent]
-    for start in range(0, len(ids), 500):
+    for chunk in chunked(ids, 500):
         owned.update(
             session.execute(
                 sa.update(PurchaseOrder)
                 .where(
-                    PurchaseOrder.id.in_(ids[start : start + 500]),  # type: ignore[union-attr]
+                    PurchaseOrder.id.in_(chunk),  # type: ignore[union-attr]
                     PurchaseOrder.state == "awaiting_sync",
                 )
                 .values(updated_at=now)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.catalog import Supplier
-from models.db import as_utc
+from models.db import as_utc, chunked
 from models.orders import PoEvent, PurchaseOrder, RetailOrder
 from models.relationships import Retailer
 
@@ -47,7 +47,7 @@ def event_bodies(session: Session, event_ids: Iterable[int]) -> dict[int, EventB
     orders, with the event's payload as ``data``."""
     ids = sorted(set(event_ids))
     found: dict[int, EventBody] = {}
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunked(ids, _CHUNK):
         rows = session.execute(
             sa.select(
                 PoEvent,
@@ -60,7 +60,7 @@ def event_bodies(session: Session, event_ids: Iterable[int]) -> dict[int, EventB
             .join(RetailOrder, RetailOrder.id == PurchaseOrder.order_id)  # type: ignore[arg-type]
             .join(Retailer, Retailer.id == RetailOrder.retailer_id)  # type: ignore[arg-type]
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)  # type: ignore[arg-type]
-            .where(PoEvent.id.in_(ids[start : start + _CHUNK]))  # type: ignore[union-attr]
+            .where(PoEvent.id.in_(chunk))  # type: ignore[union-attr]
         ).all()
         for event, po_number, order_id, retailer_code, supplier_code in rows:
             key = event_key(event.id)

@@ -45,7 +45,7 @@ from sqlmodel import Session, select
 from blocks.retailer_webhook import DeliveryAnswer, RetailerWebhook, WebhookClient
 from blocks.sftp import SftpServer
 from models.catalog import utcnow
-from models.db import as_utc, session_scope
+from models.db import as_utc, chunked, session_scope
 from models.orders import PoEvent, PurchaseOrder, RetailOrder
 from models.relationships import RetailerConnector
 from models.retailer_push import PoEventDelivery
@@ -156,8 +156,8 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
     statement = insert(_DELIVERIES).on_conflict_do_nothing(
         index_elements=["event_id", "connector_id", "channel"]
     )
-    for start in range(0, len(rows), _CHUNK):
-        session.execute(statement, rows[start : start + _CHUNK])
+    for chunk in chunked(rows, _CHUNK):
+        session.execute(statement, chunk)
 
 
 def mark_pushed(session: Session, event_ids: Iterable[int]) -> None:
@@ -167,11 +167,11 @@ def mark_pushed(session: Session, event_ids: Iterable[int]) -> None:
     pending = sa.exists().where(
         PoEventDelivery.event_id == PoEvent.id, PoEventDelivery.status == "pending"
     )
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunked(ids, _CHUNK):
         session.execute(
             sa.update(PoEvent)
             .where(
-                PoEvent.id.in_(ids[start : start + _CHUNK]),  # type: ignore[union-attr]
+                PoEvent.id.in_(chunk),  # type: ignore[union-attr]
                 PoEvent.pushed_at.is_(None),  # type: ignore[union-attr]
                 ~pending,
             )
@@ -313,8 +313,8 @@ def claim_due(
         return {}
     claimed: set[int] = set()
     lease_until = now + timedelta(seconds=lease_seconds)
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = [row.id for row in wanted[start : start + _CHUNK]]
+    for part in chunked(wanted, _CHUNK):
+        chunk = [row.id for row in part]
         claimed.update(
             session.execute(
                 sa.update(PoEventDelivery)
@@ -364,10 +364,10 @@ def _prefix(queue: list[Any], may_go: Callable[[Any], bool]) -> list[Any]:
 
 def release(session: Session, delivery_ids: list[int]) -> None:
     """Give back the lease of deliveries this run will not make."""
-    for start in range(0, len(delivery_ids), _CHUNK):
+    for chunk in chunked(delivery_ids, _CHUNK):
         session.execute(
             sa.update(PoEventDelivery)
-            .where(PoEventDelivery.id.in_(delivery_ids[start : start + _CHUNK]))  # type: ignore[union-attr]
+            .where(PoEventDelivery.id.in_(chunk))  # type: ignore[union-attr]
             .values(lease_until=None)
             .execution_options(synchronize_session=False)
         )
@@ -752,10 +752,10 @@ def redeliver(
     if event_ids is not None:
         query = query.where(PoEventDelivery.event_id.in_(event_ids))  # type: ignore[attr-defined]
     again = sorted(set(session.execute(query).scalars()))
-    for start in range(0, len(again), _CHUNK):
+    for chunk in chunked(again, _CHUNK):
         session.execute(
             sa.update(PoEvent)
-            .where(PoEvent.id.in_(again[start : start + _CHUNK]))  # type: ignore[union-attr]
+            .where(PoEvent.id.in_(chunk))  # type: ignore[union-attr]
             .values(pushed_at=None)
             .execution_options(synchronize_session=False)
         )

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.catalog import Product, Supplier, utcnow
+from models.db import chunked
 from models.orders import OrderLine, PurchaseOrder, RetailOrder
 from models.relationships import LookupEntry, LookupTable, Retailer, RetailerConnection
 from tasks.lookups import MissingLookupValue
@@ -308,11 +309,11 @@ def _products(
     found: dict[tuple[int, str], tuple[str, int, Decimal]] = {}
     for supplier_id, skus in by_supplier.items():
         ordered = sorted(skus)
-        for start in range(0, len(ordered), 900):
+        for chunk in chunked(ordered, 900):
             rows = session.execute(
                 sa.select(Product.sku, Product.status, Product.quantity, Product.cost).where(
                     Product.supplier_id == supplier_id,
-                    Product.sku.in_(ordered[start : start + 900]),  # type: ignore[attr-defined]
+                    Product.sku.in_(chunk),  # type: ignore[attr-defined]
                 )
             )
             for sku, status, quantity, cost in rows:
